@@ -1,0 +1,206 @@
+"""Typed records that cross stage boundaries through the graph.
+
+`graph/` is the hub of the design: ingest produces a :class:`GraphDelta` that the
+store writes, and inference reads a :class:`WindowData` that the store assembles. Both
+are plain frozen/slotted dataclasses so the stages never see a Neo4j record, and unit
+tests of pure logic can build them by hand.
+
+Identity rules (DESIGN.md "Neo4j is the system of record"):
+
+* a service's id is ``"<service.namespace>/<service.name>"`` when the namespace is
+  set, else ``service.name``;
+* virtual nodes (uninstrumented peers) get a prefixed id, e.g. ``"db:postgresql/orders"``,
+  ``"queue:kafka/payments"``, ``"ext:api.stripe.com"``; ``"user"`` is the caller of root
+  spans;
+* infrastructure entities: ``"host:<host.name>"``, ``"node:<k8s.node.name>"``,
+  ``"pod:<k8s.pod.name>"``.
+
+Time is integer epoch milliseconds for instants and integer epoch *minutes* (or the
+configured bucket width, in seconds) for buckets, so the store never needs to parse
+dates and buckets compare as integers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class EntityKind(str, Enum):
+    """What a node in the dependency graph is; stored as ``Service.kind``."""
+
+    SERVICE = "service"
+    DATABASE = "database"
+    MESSAGING = "messaging"
+    EXTERNAL = "external"
+    USER = "user"
+    HOST = "host"
+    NODE = "node"
+    POD = "pod"
+
+
+#: Number of latency histogram buckets; see :func:`latency_bucket`.
+HISTOGRAM_BUCKETS = 40
+
+
+def latency_bucket(duration_ms: float) -> int:
+    """Index of the log-scale histogram bucket for a duration.
+
+    Bucket ``i`` holds durations in ``(B(i-1), B(i)]`` with ``B(i) = 0.1 ms * 2**(i/2)``
+    (bounds grow by sqrt(2), so a percentile read back from the histogram is within
+    ~19% of the true value). Bucket 0 holds everything up to 0.1 ms, the last bucket
+    everything above ~52 s.
+    """
+    if duration_ms <= 0.1:
+        return 0
+    i = math.ceil(2.0 * math.log2(duration_ms / 0.1))
+    return min(max(i, 0), HISTOGRAM_BUCKETS - 1)
+
+
+def bucket_upper_bound_ms(index: int) -> float:
+    """Upper bound (ms) of histogram bucket ``index`` (see :func:`latency_bucket`)."""
+    return 0.1 * 2.0 ** (index / 2.0)
+
+
+@dataclass(slots=True)
+class Entity:
+    """A node of the dependency graph (service, virtual node, infra entity or user)."""
+
+    id: str
+    name: str
+    kind: EntityKind
+    namespace: str = ""
+
+
+@dataclass(slots=True)
+class StatsBucket:
+    """Additive statistics of one entity (as server) or one edge in one time bucket.
+
+    Every field is a sum, so buckets from different batches merge by addition and a
+    store can apply them with ``x = x + $delta``.
+    """
+
+    requests: int = 0
+    errors: int = 0
+    duration_ms_sum: float = 0.0
+    #: Exclusive ("self") time: duration minus the union of outbound calls. Service
+    #: buckets only; 0 on edges.
+    self_ms_sum: float = 0.0
+    #: Spans that failed while none of their outbound calls failed. Service only.
+    exclusive_errors: int = 0
+    histogram: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_BUCKETS)
+
+    def add(self, other: "StatsBucket") -> None:
+        """Merge ``other`` into this bucket in place."""
+        self.requests += other.requests
+        self.errors += other.errors
+        self.duration_ms_sum += other.duration_ms_sum
+        self.self_ms_sum += other.self_ms_sum
+        self.exclusive_errors += other.exclusive_errors
+        for i, count in enumerate(other.histogram):
+            self.histogram[i] += count
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A deployment event, whatever its source.
+
+    ``id`` is the idempotency key: caller-supplied for RecordDeployment, derived
+    (``"<source>:<service>:<version>"``) for implicit ones.
+    """
+
+    id: str
+    service: str
+    version: str
+    at_ms: int
+    previous_version: str = ""
+    commit: str = ""
+    source: str = "api"  # api | span-version | cicd
+    attributes: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(slots=True)
+class GraphDelta:
+    """Everything one ingest batch contributes to the graph.
+
+    Produced by ``ingest/``, written by ``graph.store.GraphStore.apply_delta`` in one
+    managed transaction together with ``batch_id`` so that a re-sent batch is applied
+    once.
+    """
+
+    batch_id: str
+    entities: dict[str, Entity] = field(default_factory=dict)
+    #: (caller id, callee id) -> totals for the edge in this batch
+    edges: dict[tuple[str, str], StatsBucket] = field(default_factory=dict)
+    #: (entity id, bucket start epoch seconds) -> stats of the entity as a server
+    service_buckets: dict[tuple[str, int], StatsBucket] = field(default_factory=dict)
+    #: (caller id, callee id, bucket start epoch seconds) -> stats of the edge
+    edge_buckets: dict[tuple[str, str, int], StatsBucket] = field(default_factory=dict)
+    #: (service id, infra entity id): service RUNS_ON infra entity
+    runs_on: set[tuple[str, str]] = field(default_factory=set)
+    #: (service id, version) seen in this batch, with the first time seen (ms)
+    versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    deployments: list[Deployment] = field(default_factory=list)
+    #: edges whose calls are asynchronous (PRODUCER -> CONSUMER)
+    async_edges: set[tuple[str, str]] = field(default_factory=set)
+    spans: int = 0
+
+    def is_empty(self) -> bool:
+        return not (self.entities or self.edges or self.service_buckets or self.deployments)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketRow:
+    """One bucket of statistics as read back for inference."""
+
+    start_s: int
+    requests: int
+    errors: int
+    duration_ms_sum: float
+    self_ms_sum: float
+    exclusive_errors: int
+    histogram: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A half-open time window ``[start_s, end_s)`` in epoch seconds."""
+
+    start_s: int
+    end_s: int
+
+    def __post_init__(self) -> None:
+        if self.end_s <= self.start_s:
+            raise ValueError(f"window end {self.end_s} must be after start {self.start_s}")
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeInfo:
+    """A call edge as read for inference, with its per-bucket statistics."""
+
+    caller: str
+    callee: str
+    is_async: bool
+    buckets: tuple[BucketRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowData:
+    """What inference needs for one incident: the subgraph and its statistics.
+
+    ``service_buckets`` and every edge's ``buckets`` cover both the baseline and the
+    incident windows (bucket start times tell them apart). Only entities and edges
+    active in either window are present.
+    """
+
+    incident: Window
+    baseline: Window
+    bucket_seconds: int
+    entities: dict[str, Entity]
+    service_buckets: dict[str, tuple[BucketRow, ...]]
+    edges: tuple[EdgeInfo, ...]
+    #: service id -> infra entity ids it runs on
+    runs_on: dict[str, tuple[str, ...]]
+    #: deployments whose ``at_ms`` falls in [baseline.start, incident.end)
+    deployments: tuple[Deployment, ...]
