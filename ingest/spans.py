@@ -1,0 +1,346 @@
+"""Decode OTLP trace payloads into flat :class:`Span` records.
+
+Why flat records: every later step (pairing, self time, aggregation) touches a span's
+ids, kind, times and a handful of attributes many times; reading them once from the
+protobuf and keeping them in a slotted dataclass is far cheaper than going back to the
+message. Only the attribute keys listed in :data:`SPAN_KEYS` / :data:`RESOURCE_KEYS` are
+copied; every other attribute is skipped without building a dict.
+
+Accepted inputs (OTLP spec, "OTLP/HTTP" and "JSON Protobuf Encoding"):
+
+* ``ExportTraceServiceRequest`` protobuf bytes, or an already parsed message;
+* OTLP/JSON bytes: lowerCamelCase field names (the snake_case proto names are accepted
+  too, as protobuf's JSON parser does), trace/span ids as *hex* strings (not the
+  base64 of the generic protobuf JSON mapping), enums as integers or names, 64-bit
+  integers as strings or numbers, unknown fields ignored.
+
+Validation is per span, with a reason for every rejection (``DecodeResult.reasons``):
+
+======================================  ==============================================
+reason                                  rule
+======================================  ==============================================
+``missing service.name``                resource has no non-empty string service.name
+                                        (all its spans are rejected)
+``service.name too long``               service.name or service.namespace longer than
+                                        ``max_name_len`` (256) characters
+``invalid trace_id``                    not 16 bytes, or all zero
+``invalid span_id``                     not 8 bytes, or all zero
+``invalid parent_span_id``              neither empty nor 8 bytes (an all-zero parent
+                                        is read as "no parent", as some SDKs send it)
+``missing start time``                  start_time_unix_nano is 0: the span cannot be
+                                        put in a time bucket
+======================================  ==============================================
+
+``end < start`` is *clamped* (end := start, counted in ``DecodeResult.clamped``), not
+rejected: it is almost always clock trouble inside one SDK, and the span still proves a
+call happened, which the graph should not lose. Attribute values are truncated to
+``max_value_len`` (1 KiB) characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+__all__ = [
+    "DecodeResult",
+    "MalformedPayload",
+    "Span",
+    "decode",
+    "SPAN_KEYS",
+    "CICD_KEYS",
+    "KIND_INTERNAL",
+    "KIND_SERVER",
+    "KIND_CLIENT",
+    "KIND_PRODUCER",
+    "KIND_CONSUMER",
+]
+
+KIND_INTERNAL = 1
+KIND_SERVER = 2
+KIND_CLIENT = 3
+KIND_PRODUCER = 4
+KIND_CONSUMER = 5
+
+_STATUS_ERROR = 2
+_ZERO16 = bytes(16)
+_ZERO8 = bytes(8)
+
+#: Span attributes that name an uninstrumented peer (virtual nodes, pairing.py).
+PEER_KEYS = frozenset({
+    "peer.service", "server.address", "server.port", "net.peer.name", "net.peer.port",
+    "db.system", "db.system.name", "db.namespace", "db.name", "messaging.system",
+    "messaging.destination.name", "http.url", "url.full", "rpc.service",
+})
+#: Span attributes of OpenTelemetry CI/CD pipeline spans (deployments.py). The
+#: ``service.*``/``deployment.*``/``vcs.*`` keys name what a deploy task deployed.
+CICD_KEYS = frozenset({
+    "cicd.pipeline.name", "cicd.pipeline.run.id", "cicd.pipeline.task.name",
+    "cicd.pipeline.task.type", "cicd.pipeline.task.run.id", "cicd.pipeline.task.run.result",
+    "cicd.pipeline.result", "cicd.pipeline.task.run.url.full", "cicd.pipeline.run.url.full",
+    "service.name", "service.namespace", "service.version", "deployment.name",
+    "deployment.id", "deployment.environment.name", "deployment.status",
+    "vcs.ref.head.revision", "vcs.ref.head.name",
+})
+SPAN_KEYS = PEER_KEYS | CICD_KEYS
+#: Any of these marks a span as CI/CD pipeline telemetry, never service traffic.
+_CICD_MARKERS = ("cicd.pipeline.task.type", "cicd.pipeline.name", "cicd.pipeline.run.id")
+RESOURCE_KEYS = frozenset({
+    "service.name", "service.namespace", "service.version", "host.name", "k8s.node.name",
+    "k8s.pod.name",
+})
+_INFRA_PREFIX = (("host.name", "host:"), ("k8s.node.name", "node:"), ("k8s.pod.name", "pod:"))
+
+JSON_TYPES = ("application/json",)
+PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf", "application/octet-stream")
+
+
+class MalformedPayload(Exception):
+    """The payload is not a decodable OTLP trace request (HTTP 400 / INVALID_ARGUMENT)."""
+
+    retryable = False
+
+
+@dataclass(slots=True)
+class Span:
+    """One accepted span, flattened. Ids are raw bytes; times are epoch nanoseconds."""
+
+    trace_id: bytes
+    span_id: bytes
+    parent_span_id: bytes
+    #: graph identity: ``namespace/name`` or ``name``
+    service: str
+    service_name: str
+    namespace: str
+    version: str
+    #: OTLP SpanKind; UNSPECIFIED (0) is read as INTERNAL (1), as the spec says
+    kind: int
+    name: str
+    start_ns: int
+    end_ns: int
+    error: bool
+    #: only the keys of :data:`SPAN_KEYS` that the span carries, values as strings
+    attrs: dict[str, str]
+    #: infra entity ids of the resource, e.g. ``("host:h1", "pod:p-1")``; shared tuple
+    infra: tuple[str, ...]
+    links: tuple[tuple[bytes, bytes], ...] = ()
+    #: True for CI/CD pipeline spans (see :data:`CICD_KEYS`): not service traffic
+    cicd: bool = False
+    #: filled by ``selftime``: union (ns) of outbound children, and whether one failed
+    child_ns: int = 0
+    child_error: bool = False
+
+
+@dataclass(slots=True)
+class DecodeResult:
+    """Accepted spans and what was rejected, by reason (never silent)."""
+
+    spans: list[Span]
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    #: spans whose end preceded their start, accepted with end := start
+    clamped: int = 0
+
+
+def decode(
+    payload: bytes | ExportTraceServiceRequest,
+    content_type: str = "application/x-protobuf",
+    *,
+    max_name_len: int = 256,
+    max_value_len: int = 1024,
+) -> DecodeResult:
+    """Decode one OTLP trace request into spans; raises :class:`MalformedPayload`."""
+    if isinstance(payload, ExportTraceServiceRequest):
+        request = payload
+    else:
+        request = _parse(payload, content_type)
+    return _walk(request, max_name_len, max_value_len)
+
+
+def _parse(payload: bytes, content_type: str) -> ExportTraceServiceRequest:
+    media = content_type.split(";", 1)[0].strip().lower()
+    request = ExportTraceServiceRequest()
+    if media in JSON_TYPES or media.endswith("+json"):
+        return _parse_json(payload, request)
+    if media and media not in PROTOBUF_TYPES:
+        raise MalformedPayload(f"unsupported content type {content_type!r}")
+    try:
+        request.ParseFromString(payload)
+    except (DecodeError, TypeError, ValueError) as exc:
+        raise MalformedPayload(f"not an OTLP protobuf ExportTraceServiceRequest: {exc}") from None
+    return request
+
+
+def _parse_json(payload: bytes, request: ExportTraceServiceRequest) -> ExportTraceServiceRequest:
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedPayload(f"invalid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise MalformedPayload("OTLP/JSON payload must be an object with resourceSpans")
+    _hex_ids_to_base64(doc)
+    try:
+        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+    except (json_format.ParseError, TypeError, ValueError) as exc:
+        raise MalformedPayload(f"not an OTLP/JSON trace request: {exc}") from None
+    return request
+
+
+def _items(obj: Any, *names: str) -> list[Any]:
+    """The list under the first present name (camelCase or snake_case), else []."""
+    if isinstance(obj, dict):
+        for name in names:
+            value = obj.get(name)
+            if isinstance(value, list):
+                return value
+    return []
+
+
+def _hex_field(obj: dict[str, Any], names: tuple[str, ...], size: int) -> None:
+    for name in names:
+        value = obj.get(name)
+        if isinstance(value, str):
+            obj[name] = _hex_to_b64(value, size)
+
+
+def _hex_to_b64(value: str, size: int) -> str:
+    """OTLP/JSON ids are hex; protobuf's JSON mapping wants base64 for bytes.
+
+    A value that is not hex but is base64 of exactly ``size`` bytes is accepted too
+    (some producers follow the generic protobuf mapping). Anything else becomes an
+    empty id so that *that span* is rejected with a reason instead of the whole request.
+    """
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != size:
+            raw = b""
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _hex_ids_to_base64(doc: dict[str, Any]) -> None:
+    for rs in _items(doc, "resourceSpans", "resource_spans"):
+        for ss in _items(rs, "scopeSpans", "scope_spans"):
+            for sp in _items(ss, "spans"):
+                if not isinstance(sp, dict):
+                    continue
+                _hex_field(sp, ("traceId", "trace_id"), 16)
+                _hex_field(sp, ("spanId", "span_id"), 8)
+                _hex_field(sp, ("parentSpanId", "parent_span_id"), 8)
+                for link in _items(sp, "links"):
+                    if isinstance(link, dict):
+                        _hex_field(link, ("traceId", "trace_id"), 16)
+                        _hex_field(link, ("spanId", "span_id"), 8)
+
+
+def _value(any_value: Any, max_len: int) -> str | None:
+    """String form of an AnyValue scalar; None for arrays, maps, bytes and empty."""
+    case = any_value.WhichOneof("value")
+    if case == "string_value":
+        text = any_value.string_value
+        return text[:max_len] if len(text) > max_len else text
+    if case == "int_value":
+        return str(any_value.int_value)
+    if case == "bool_value":
+        return "true" if any_value.bool_value else "false"
+    if case == "double_value":
+        return repr(any_value.double_value)
+    return None
+
+
+def _resource(resource: Any, max_name_len: int, max_value_len: int) -> tuple[str, ...] | str:
+    """(service, name, namespace, version, infra...) of a resource, or a rejection reason."""
+    found: dict[str, str] = {}
+    for kv in resource.attributes:
+        key = kv.key
+        if key in RESOURCE_KEYS:
+            value = _value(kv.value, 1 << 30)
+            if value is not None:
+                found[key] = value
+    name = found.get("service.name", "")
+    if not name:
+        return "missing service.name"
+    namespace = found.get("service.namespace", "")
+    if len(name) > max_name_len or len(namespace) > max_name_len:
+        return "service.name too long"
+    version = found.get("service.version", "")[:max_value_len]
+    service = f"{namespace}/{name}" if namespace else name
+    infra = tuple(prefix + found[key][:max_value_len] for key, prefix in _INFRA_PREFIX if found.get(key))
+    return (service, name, namespace, version, infra)  # type: ignore[return-value]
+
+
+def _walk(request: ExportTraceServiceRequest, max_name_len: int, max_value_len: int) -> DecodeResult:
+    spans: list[Span] = []
+    append = spans.append
+    reasons: Counter[str] = Counter()
+    clamped = 0
+    wanted = SPAN_KEYS
+    for rs in request.resource_spans:
+        res = _resource(rs.resource, max_name_len, max_value_len)
+        if isinstance(res, str):
+            reasons[res] += sum(len(ss.spans) for ss in rs.scope_spans)
+            continue
+        service, name, namespace, version, infra = res
+        for ss in rs.scope_spans:
+            for sp in ss.spans:
+                trace_id = sp.trace_id
+                if len(trace_id) != 16 or trace_id == _ZERO16:
+                    reasons["invalid trace_id"] += 1
+                    continue
+                span_id = sp.span_id
+                if len(span_id) != 8 or span_id == _ZERO8:
+                    reasons["invalid span_id"] += 1
+                    continue
+                parent = sp.parent_span_id
+                if parent:
+                    if len(parent) != 8:
+                        reasons["invalid parent_span_id"] += 1
+                        continue
+                    if parent == _ZERO8:
+                        parent = b""
+                start = sp.start_time_unix_nano
+                if not start:
+                    reasons["missing start time"] += 1
+                    continue
+                end = sp.end_time_unix_nano
+                if end < start:
+                    end = start
+                    clamped += 1
+                attrs: dict[str, str] = {}
+                for kv in sp.attributes:
+                    key = kv.key
+                    if key in wanted:
+                        value = _value(kv.value, max_value_len)
+                        if value is not None:
+                            attrs[key] = value
+                links: tuple[tuple[bytes, bytes], ...] = ()
+                if sp.links:
+                    links = tuple(
+                        (ln.trace_id, ln.span_id) for ln in sp.links
+                        if len(ln.trace_id) == 16 and len(ln.span_id) == 8
+                    )
+                kind = sp.kind
+                if not 0 < kind <= KIND_CONSUMER:  # UNSPECIFIED or unknown future kinds
+                    kind = KIND_INTERNAL
+                span_name = sp.name
+                if len(span_name) > max_value_len:
+                    span_name = span_name[:max_value_len]
+                cicd = bool(attrs) and any(m in attrs for m in _CICD_MARKERS)
+                append(Span(
+                    trace_id, span_id, parent, service, name, namespace, version, kind,
+                    span_name, start, end, sp.status.code == _STATUS_ERROR, attrs, infra,
+                    links, cicd,
+                ))
+    return DecodeResult(spans, sum(reasons.values()), reasons, clamped)

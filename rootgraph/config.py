@@ -1,0 +1,174 @@
+"""Typed configuration with every default in one place.
+
+Resolution order for each field, as in opentelemetry-python's ``BatchSpanProcessor``:
+explicit argument → environment variable → default. ``Settings.validate`` names the
+field in every message so a typo in an environment variable is obvious.
+
+Secrets: the Neo4j password comes from ``NEO4J_PASSWORD``, or from the file named by
+``NEO4J_PASSWORD_FILE`` (which must not be readable by group or others), or — for the
+local server the project provisions — from that server's generated password file. It
+is held in a ``Secret`` whose ``repr`` never shows the value, so it cannot leak into a
+log line or an exception message by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+__all__ = ["ConfigError", "Secret", "Settings", "load_settings", "read_secret_file"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A string that does not print itself."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret(****)"
+
+    __str__ = __repr__
+
+
+def read_secret_file(path: Path) -> str:
+    """Read a secret from ``path``, refusing files that group or others can read."""
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{path}: secret file must be readable by its owner only (chmod 600), "
+            f"found mode {stat.S_IMODE(mode):o}"
+        )
+    return path.read_text(encoding="utf-8").strip()
+
+
+def _default_home() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rootgraph"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All of rootgraph's settings. Construct with :func:`load_settings`."""
+
+    #: Where the provisioned Neo4j, its instances and caches live (outside the tree).
+    home: Path = field(default_factory=_default_home)
+    #: An existing Neo4j to use instead of the local one (``NEO4J_URI``).
+    neo4j_uri: str = ""
+    neo4j_user: str = "neo4j"
+    neo4j_password: Secret | None = None
+    neo4j_database: str = "neo4j"
+    #: Local provisioned Neo4j (used when ``neo4j_uri`` is empty).
+    local_instance: str = "default"
+    local_bolt_port: int = 7687
+    local_http_port: int = 7474
+    local_heap: str = "1g"
+    local_pagecache: str = "512m"
+    local_start_timeout_s: float = 180.0
+    #: Listen addresses of ``rootgraph serve``; loopback unless told otherwise.
+    api_address: str = "127.0.0.1:50051"
+    otlp_grpc_address: str = "127.0.0.1:4317"
+    otlp_http_address: str = "127.0.0.1:4318"
+    #: Statistics bucket width and how long buckets are kept.
+    bucket_seconds: int = 60
+    retention_hours: int = 24 * 7
+    #: OTLP request size limit after decompression.
+    max_request_bytes: int = 64 * 1024 * 1024
+    #: Optional bearer token required on mutating RPCs (``ROOTGRAPH_TOKEN``).
+    api_token: Secret | None = None
+
+    def validate(self) -> "Settings":
+        """Raise :class:`ConfigError` naming the first invalid field; return self."""
+        for name in ("local_bolt_port", "local_http_port"):
+            port = getattr(self, name)
+            if not 0 < port < 65536:
+                raise ConfigError(f"{name}: port must be in 1..65535, got {port}")
+        if self.local_bolt_port == self.local_http_port:
+            raise ConfigError("local_http_port: must differ from local_bolt_port")
+        if self.bucket_seconds < 1 or 3600 % self.bucket_seconds:
+            raise ConfigError(
+                f"bucket_seconds: must divide an hour evenly, got {self.bucket_seconds}"
+            )
+        if self.retention_hours < 1:
+            raise ConfigError(f"retention_hours: must be >= 1, got {self.retention_hours}")
+        if self.max_request_bytes < 1024:
+            raise ConfigError(f"max_request_bytes: must be >= 1024, got {self.max_request_bytes}")
+        if self.local_start_timeout_s <= 0:
+            raise ConfigError("local_start_timeout_s: must be > 0")
+        for name in ("api_address", "otlp_grpc_address", "otlp_http_address"):
+            addr = getattr(self, name)
+            host, _, port = addr.rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"{name}: expected HOST:PORT, got {addr!r}")
+        if self.neo4j_uri and not self.neo4j_uri.split("://", 1)[0] in {
+            "bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc",
+        }:
+            raise ConfigError(f"neo4j_uri: unsupported scheme in {self.neo4j_uri!r}")
+        if not self.local_instance.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"local_instance: letters, digits, - and _ only, got {self.local_instance!r}")
+        return self
+
+    @property
+    def uses_local_neo4j(self) -> bool:
+        return not self.neo4j_uri
+
+
+#: Environment variable for each field that can be set from the environment.
+_ENV: dict[str, str] = {
+    "home": "ROOTGRAPH_HOME",
+    "neo4j_uri": "NEO4J_URI",
+    "neo4j_user": "NEO4J_USER",
+    "neo4j_database": "NEO4J_DATABASE",
+    "local_instance": "ROOTGRAPH_NEO4J_INSTANCE",
+    "local_bolt_port": "ROOTGRAPH_NEO4J_BOLT_PORT",
+    "local_http_port": "ROOTGRAPH_NEO4J_HTTP_PORT",
+    "local_heap": "ROOTGRAPH_NEO4J_HEAP",
+    "local_pagecache": "ROOTGRAPH_NEO4J_PAGECACHE",
+    "api_address": "ROOTGRAPH_API_ADDRESS",
+    "otlp_grpc_address": "ROOTGRAPH_OTLP_GRPC_ADDRESS",
+    "otlp_http_address": "ROOTGRAPH_OTLP_HTTP_ADDRESS",
+    "bucket_seconds": "ROOTGRAPH_BUCKET_SECONDS",
+    "retention_hours": "ROOTGRAPH_RETENTION_HOURS",
+    "max_request_bytes": "ROOTGRAPH_MAX_REQUEST_BYTES",
+}
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build validated settings: ``overrides`` → ``env`` (default ``os.environ``) → defaults."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    types = {f.name: f.type for f in fields(Settings)}
+    for name, var in _ENV.items():
+        raw = env.get(var)
+        if raw is None or raw == "":
+            continue
+        kind = types[name]
+        try:
+            if kind in ("int", int):
+                values[name] = int(raw)
+            elif kind in ("Path", Path):
+                values[name] = Path(raw).expanduser()
+            else:
+                values[name] = raw
+        except ValueError:
+            raise ConfigError(f"{name}: {var}={raw!r} is not a valid {kind}") from None
+    if env.get("NEO4J_PASSWORD"):
+        values["neo4j_password"] = Secret(env["NEO4J_PASSWORD"])
+    elif env.get("NEO4J_PASSWORD_FILE"):
+        values["neo4j_password"] = Secret(read_secret_file(Path(env["NEO4J_PASSWORD_FILE"])))
+    if env.get("ROOTGRAPH_TOKEN"):
+        values["api_token"] = Secret(env["ROOTGRAPH_TOKEN"])
+    elif env.get("ROOTGRAPH_TOKEN_FILE"):
+        values["api_token"] = Secret(read_secret_file(Path(env["ROOTGRAPH_TOKEN_FILE"])))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(values) - set(types)
+    if unknown:
+        raise ConfigError(f"{sorted(unknown)[0]}: unknown setting")
+    return replace(Settings(), **values).validate()  # type: ignore[arg-type]

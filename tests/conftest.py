@@ -1,0 +1,50 @@
+"""Shared fixtures: a REAL Neo4j for everything that claims to store or query the graph.
+
+The session fixture starts (or reuses) the project's own local Neo4j in a separate
+``test`` instance on its own ports, so a developer's demo data is never touched, and
+stops it at the end if this session started it. Set ``NEO4J_URI`` (+ credentials) to
+run against an existing server instead. Each test that asks for ``store`` gets an
+empty database with the schema in place.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import pytest
+
+from rootgraph.config import Settings, load_settings
+from rootgraph.graph.connect import open_driver
+from rootgraph.graph.local import LocalNeo4j
+from rootgraph.graph.store import GraphStore
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings() -> Settings:
+    return load_settings(
+        local_instance="test",
+        local_bolt_port=int(os.environ.get("ROOTGRAPH_TEST_BOLT_PORT", "17687")),
+        local_http_port=int(os.environ.get("ROOTGRAPH_TEST_HTTP_PORT", "17474")),
+        local_heap="768m",
+        local_pagecache="256m",
+    )
+
+
+@pytest.fixture(scope="session")
+def neo4j_driver(neo4j_settings: Settings) -> Iterator[object]:
+    local = LocalNeo4j(neo4j_settings)
+    started_here = neo4j_settings.uses_local_neo4j and not local.status().running
+    driver = open_driver(neo4j_settings, log=lambda msg: None)
+    GraphStore(driver, neo4j_settings.neo4j_database).ensure_schema()
+    yield driver
+    driver.close()
+    if started_here and not os.environ.get("ROOTGRAPH_TEST_KEEP_NEO4J"):
+        local.stop()
+
+
+@pytest.fixture()
+def store(neo4j_driver, neo4j_settings: Settings) -> GraphStore:  # noqa: ANN001
+    s = GraphStore(neo4j_driver, neo4j_settings.neo4j_database)
+    s.clear()
+    return s

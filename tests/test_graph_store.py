@@ -1,0 +1,107 @@
+"""The repository layer against the real Neo4j: create, read, constraints, idempotency."""
+
+from __future__ import annotations
+
+import pytest
+from neo4j.exceptions import ConstraintError
+
+from rootgraph.graph.model import (
+    Deployment, Entity, EntityKind, GraphDelta, StatsBucket, Window, latency_bucket,
+)
+from rootgraph.graph.store import GraphStore
+from rootgraph.graph.schema import SCHEMA_STATEMENTS
+
+
+def _bucket(n: int, err: int, dur_each: float, self_each: float = 0.0, xerr: int = 0) -> StatsBucket:
+    b = StatsBucket(requests=n, errors=err, duration_ms_sum=n * dur_each,
+                    self_ms_sum=n * self_each, exclusive_errors=xerr)
+    b.histogram[latency_bucket(dur_each)] += n
+    return b
+
+
+def _delta(batch: str) -> GraphDelta:
+    d = GraphDelta(batch_id=batch, spans=30)
+    d.entities = {
+        "user": Entity("user", "user", EntityKind.USER),
+        "shop/frontend": Entity("shop/frontend", "frontend", EntityKind.SERVICE, "shop"),
+        "db:postgresql/orders": Entity("db:postgresql/orders", "orders", EntityKind.DATABASE),
+        "host:node-1": Entity("host:node-1", "node-1", EntityKind.HOST),
+    }
+    d.edges = {("user", "shop/frontend"): _bucket(10, 1, 20.0),
+               ("shop/frontend", "db:postgresql/orders"): _bucket(20, 2, 5.0)}
+    d.service_buckets = {("shop/frontend", 600): _bucket(10, 1, 20.0, 10.0, 1)}
+    d.edge_buckets = {("shop/frontend", "db:postgresql/orders", 600): _bucket(20, 2, 5.0)}
+    d.runs_on = {("shop/frontend", "host:node-1")}
+    d.versions = {("shop/frontend", "1.0.0"): 600_000}
+    return d
+
+
+def test_apply_delta_creates_entities_edges_and_buckets(store: GraphStore) -> None:
+    assert store.apply_delta(_delta("b1")) is True
+    entities, calls, runs = store.service_graph()
+    assert {e.id: e.kind for e in entities}["db:postgresql/orders"] is EntityKind.DATABASE
+    assert ("shop/frontend", "db:postgresql/orders", 20, 2, False) in calls
+    assert runs == [("shop/frontend", "host:node-1")]
+    data = store.read_window(Window(600, 660), Window(0, 600), 60)
+    (row,) = data.service_buckets["shop/frontend"]
+    assert (row.requests, row.errors, row.self_ms_sum, row.exclusive_errors) == (10, 1, 100.0, 1)
+    assert row.histogram[latency_bucket(20.0)] == 10
+    assert data.runs_on["shop/frontend"] == ("host:node-1",)
+    assert data.entities["host:node-1"].kind is EntityKind.HOST
+
+
+def test_resent_batch_is_not_counted_twice(store: GraphStore) -> None:
+    assert store.apply_delta(_delta("same")) is True
+    assert store.apply_delta(_delta("same")) is False
+    assert store.apply_delta(_delta("other")) is True
+    _, calls, _ = store.service_graph()
+    assert ("user", "shop/frontend", 20, 2, False) in calls  # two distinct batches only
+    data = store.read_window(Window(600, 660), Window(0, 600), 60)
+    assert data.service_buckets["shop/frontend"][0].requests == 20
+    assert data.service_buckets["shop/frontend"][0].histogram[latency_bucket(20.0)] == 20
+
+
+def test_new_service_version_is_an_implicit_deployment(store: GraphStore) -> None:
+    store.apply_delta(_delta("v1"))
+    d2 = _delta("v2")
+    d2.versions = {("shop/frontend", "1.1.0"): 700_000, ("shop/frontend", "1.0.0"): 650_000}
+    store.apply_delta(d2)
+    store.apply_delta(_delta("v1-again"))  # old version still serving: no new deployment
+    (dep,) = store.deployments()
+    assert (dep.service, dep.version, dep.previous_version, dep.at_ms, dep.source) == (
+        "shop/frontend", "1.1.0", "1.0.0", 700_000, "span-version")
+
+
+def test_record_deployment_is_idempotent(store: GraphStore) -> None:
+    dep = Deployment(id="argo-42", service="checkout", version="2.0", at_ms=1_000,
+                     previous_version="1.9", commit="abc123", source="api",
+                     attributes=(("env", "prod"),))
+    assert store.record_deployment(dep) is True
+    assert store.record_deployment(dep) is False
+    assert store.deployments() == [dep]
+
+
+def test_uniqueness_constraint_rejects_duplicate_entity(store: GraphStore, neo4j_driver) -> None:  # noqa: ANN001
+    with neo4j_driver.session() as s:
+        s.run("CREATE (:Entity {id: 'x'})").consume()
+        with pytest.raises(ConstraintError):
+            s.run("CREATE (:Entity {id: 'x'})").consume()
+
+
+def test_schema_bootstrap_is_idempotent(store: GraphStore, neo4j_driver) -> None:  # noqa: ANN001
+    store.ensure_schema()
+    store.ensure_schema()
+    with neo4j_driver.session() as s:
+        names = {r["name"] for r in s.run("SHOW CONSTRAINTS YIELD name")}
+    assert {"entity_id", "service_bucket", "edge_bucket", "batch_id"} <= names
+    assert len([q for q in SCHEMA_STATEMENTS if "CONSTRAINT" in q]) == len(
+        [n for n in names if n in {q.split()[2] for q in SCHEMA_STATEMENTS}])
+
+
+def test_prune_deletes_old_buckets_only(store: GraphStore) -> None:
+    d = _delta("p")
+    d.service_buckets[("shop/frontend", 0)] = _bucket(1, 0, 1.0)
+    store.apply_delta(d)
+    store.prune(older_than_s=600, batch_ids_older_than_ms=0)
+    data = store.read_window(Window(600, 660), Window(0, 600), 60)
+    assert [r.start_s for r in data.service_buckets["shop/frontend"]] == [600]
