@@ -32,6 +32,7 @@ def open_driver(settings: Settings, *, start_local: bool = True, log=print) -> D
     driver = GraphDatabase.driver(
         uri, auth=(user, password), connection_timeout=5.0, connection_acquisition_timeout=10.0,
         max_transaction_retry_time=5.0, liveness_check_timeout=30.0,
+        notifications_min_severity="OFF",
     )
     driver.verify_connectivity()
     return driver

@@ -1,0 +1,30 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Everything else they need is installed by these targets (a virtualenv in .venv).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test bench-smoke proto lint clean
+.DEFAULT_GOAL := demo
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(BIN)/.installed ## run the demo incident end to end on a local Neo4j
+	$(BIN)/rootgraph demo
+
+test: $(BIN)/.installed ## run the test suite (starts and stops its own Neo4j)
+	$(BIN)/pytest
+
+bench-smoke: $(BIN)/.installed ## quick versions of the benchmarks (CI runs these)
+	$(BIN)/python bench/ingest_decode.py --quick
+	$(BIN)/python bench/inference.py --quick
+
+proto: $(BIN)/.installed ## regenerate the protobuf/gRPC stubs
+	$(BIN)/python -m rootgraph.server.codegen
+
+clean:
+	rm -rf $(VENV) build *.egg-info
