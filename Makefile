@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench-smoke proto lint clean
+.PHONY: demo test bench-smoke proto lint-proto clean
 .DEFAULT_GOAL := demo
 
 $(BIN)/.installed: pyproject.toml
@@ -24,7 +24,10 @@ bench-smoke: $(BIN)/.installed ## quick versions of the benchmarks (CI runs thes
 	$(BIN)/python bench/inference.py --quick
 
 proto: $(BIN)/.installed ## regenerate the protobuf/gRPC stubs
-	$(BIN)/python -m rootgraph.server.codegen
+	$(BIN)/python proto/generate.py
+
+lint-proto: ## buf lint the proto (buf comes from the npm registry, pinned in proto/package.json)
+	cd proto && npm ci --silent --no-audit --no-fund && ./node_modules/.bin/buf lint
 
 clean:
 	rm -rf $(VENV) build *.egg-info

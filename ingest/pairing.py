@@ -169,10 +169,12 @@ class Pairer:
             kind = s.kind
             if kind == KIND_CLIENT or kind == KIND_PRODUCER:
                 attrs = s.attrs
-                if kind == KIND_CLIENT and attrs and ("db.system" in attrs or "db.system.name" in attrs):
-                    calls.append(self._outbound_to(s, self._virtual(s)))  # type: ignore[arg-type]
-                    counters["virtual"] += 1
-                    continue
+                if kind == KIND_CLIENT and attrs and (attrs.get("db.system.name") or attrs.get("db.system")):
+                    database = self._virtual(s)
+                    if database is not None:
+                        calls.append(self._outbound_to(s, database))
+                        counters["virtual"] += 1
+                        continue
                 key = (s.trace_id, s.span_id)
                 waiting = servers.pop(key)
                 if waiting is None:

@@ -139,12 +139,11 @@ class PairingTxn:
         """Oldest live half across ``clients`` and ``servers``."""
         a = self.clients.oldest()
         b = self.servers.oldest()
-        if a is None and b is None:
-            return None
-        if b is None or (a is not None and a[1][0] <= b[1][0]):
-            assert a is not None
+        if a is not None and (b is None or a[1][0] <= b[1][0]):
             return self.clients, a[0], a[1]
-        return self.servers, b[0], b[1]
+        if b is not None:
+            return self.servers, b[0], b[1]
+        return None
 
     def trim_children(self, cutoff: float) -> None:
         """Drop self-time entries older than ``cutoff`` or beyond the count bound."""

@@ -1,0 +1,104 @@
+"""Where ingest hands its deltas: the :class:`DeltaSink` protocol and its fake.
+
+The graph store implements :class:`DeltaSink`; ingest knows nothing else about it
+(STYLE.md #2). :class:`InMemorySink` is the fake for unit tests of pure logic (STYLE.md
+#9): it keeps the sum of everything applied, deduplicated by ``batch_id`` exactly as the
+real store must be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from rootgraph.graph.model import Deployment, Entity, GraphDelta, StatsBucket
+
+__all__ = ["DeltaSink", "InMemorySink", "SinkUnavailable"]
+
+
+class SinkUnavailable(Exception):
+    """Storage is down or timed out; the same batch may be retried later."""
+
+    retryable = True
+
+
+@runtime_checkable
+class DeltaSink(Protocol):
+    """Applies one batch's :class:`GraphDelta` atomically and idempotently."""
+
+    def apply_delta(self, delta: GraphDelta) -> bool:
+        """Apply ``delta`` in one transaction together with its ``batch_id``.
+
+        Returns False, changing nothing, if that ``batch_id`` was already applied.
+        Raises an exception whose type has ``retryable = True`` (e.g.
+        :class:`SinkUnavailable`) when storage is unavailable; then nothing was applied,
+        or — if the failure hid a successful commit — a retry returns False.
+        """
+        ...
+
+
+def _merge(into: dict, key: object, bucket: StatsBucket) -> None:  # type: ignore[type-arg]
+    total = into.get(key)
+    if total is None:
+        total = into[key] = StatsBucket()
+    total.add(bucket)
+
+
+@dataclass
+class InMemorySink:
+    """A :class:`DeltaSink` that sums deltas in memory, for tests.
+
+    ``fail_next`` makes the next N calls raise :class:`SinkUnavailable` before applying;
+    ``fail_after_apply`` makes the next N calls apply *then* raise (a lost commit ack).
+    """
+
+    applied_batches: list[str] = field(default_factory=list)
+    entities: dict[str, Entity] = field(default_factory=dict)
+    edges: dict[tuple[str, str], StatsBucket] = field(default_factory=dict)
+    service_buckets: dict[tuple[str, int], StatsBucket] = field(default_factory=dict)
+    edge_buckets: dict[tuple[str, str, int], StatsBucket] = field(default_factory=dict)
+    runs_on: set[tuple[str, str]] = field(default_factory=set)
+    versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    deployments: dict[str, Deployment] = field(default_factory=dict)
+    async_edges: set[tuple[str, str]] = field(default_factory=set)
+    spans: int = 0
+    fail_next: int = 0
+    fail_after_apply: int = 0
+    calls: int = 0
+    _seen: set[str] = field(default_factory=set, repr=False)
+
+    def apply_delta(self, delta: GraphDelta) -> bool:
+        self.calls += 1
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise SinkUnavailable("in-memory sink told to fail")
+        if delta.batch_id in self._seen:
+            return False
+        self._seen.add(delta.batch_id)
+        self.applied_batches.append(delta.batch_id)
+        self.entities.update(delta.entities)
+        for key, bucket in delta.edges.items():
+            _merge(self.edges, key, bucket)
+        for skey, bucket in delta.service_buckets.items():
+            _merge(self.service_buckets, skey, bucket)
+        for ekey, bucket in delta.edge_buckets.items():
+            _merge(self.edge_buckets, ekey, bucket)
+        self.runs_on |= delta.runs_on
+        for vkey, at_ms in delta.versions.items():
+            self.versions[vkey] = min(at_ms, self.versions.get(vkey, at_ms))
+        for deployment in delta.deployments:
+            self.deployments.setdefault(deployment.id, deployment)
+        self.async_edges |= delta.async_edges
+        self.spans += delta.spans
+        if self.fail_after_apply > 0:
+            self.fail_after_apply -= 1
+            raise SinkUnavailable("in-memory sink applied, then lost the ack")
+        return True
+
+    def service_total(self, service: str) -> StatsBucket:
+        """Sum of a service's buckets (test convenience)."""
+        total = StatsBucket()
+        for (name, _), bucket in self.service_buckets.items():
+            if name == service:
+                total.add(bucket)
+        return total

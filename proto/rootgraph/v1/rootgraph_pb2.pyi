@@ -1,0 +1,348 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RemediationAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REMEDIATION_ACTION_UNSPECIFIED: _ClassVar[RemediationAction]
+    REMEDIATION_ACTION_ROLLBACK: _ClassVar[RemediationAction]
+    REMEDIATION_ACTION_RESTART: _ClassVar[RemediationAction]
+    REMEDIATION_ACTION_SCALE: _ClassVar[RemediationAction]
+    REMEDIATION_ACTION_FAILOVER: _ClassVar[RemediationAction]
+    REMEDIATION_ACTION_OTHER: _ClassVar[RemediationAction]
+    REMEDIATION_ACTION_NONE: _ClassVar[RemediationAction]
+
+class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OUTCOME_UNSPECIFIED: _ClassVar[Outcome]
+    OUTCOME_RESOLVED: _ClassVar[Outcome]
+    OUTCOME_NOT_RESOLVED: _ClassVar[Outcome]
+REMEDIATION_ACTION_UNSPECIFIED: RemediationAction
+REMEDIATION_ACTION_ROLLBACK: RemediationAction
+REMEDIATION_ACTION_RESTART: RemediationAction
+REMEDIATION_ACTION_SCALE: RemediationAction
+REMEDIATION_ACTION_FAILOVER: RemediationAction
+REMEDIATION_ACTION_OTHER: RemediationAction
+REMEDIATION_ACTION_NONE: RemediationAction
+OUTCOME_UNSPECIFIED: Outcome
+OUTCOME_RESOLVED: Outcome
+OUTCOME_NOT_RESOLVED: Outcome
+
+class RankCausesRequest(_message.Message):
+    __slots__ = ("start", "end", "top_k", "symptoms", "baseline_start", "baseline_end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    SYMPTOMS_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_START_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_END_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    top_k: int
+    symptoms: _containers.RepeatedScalarFieldContainer[str]
+    baseline_start: _timestamp_pb2.Timestamp
+    baseline_end: _timestamp_pb2.Timestamp
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., top_k: _Optional[int] = ..., symptoms: _Optional[_Iterable[str]] = ..., baseline_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., baseline_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Evidence(_message.Message):
+    __slots__ = ("entity", "signal", "observed", "baseline", "score", "text")
+    ENTITY_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    entity: str
+    signal: str
+    observed: float
+    baseline: float
+    score: float
+    text: str
+    def __init__(self, entity: _Optional[str] = ..., signal: _Optional[str] = ..., observed: _Optional[float] = ..., baseline: _Optional[float] = ..., score: _Optional[float] = ..., text: _Optional[str] = ...) -> None: ...
+
+class Path(_message.Message):
+    __slots__ = ("entities",)
+    ENTITIES_FIELD_NUMBER: _ClassVar[int]
+    entities: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, entities: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Deployment(_message.Message):
+    __slots__ = ("id", "service", "version", "previous_version", "at", "commit", "source", "attributes")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    service: str
+    version: str
+    previous_version: str
+    at: _timestamp_pb2.Timestamp
+    commit: str
+    source: str
+    attributes: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., version: _Optional[str] = ..., previous_version: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., commit: _Optional[str] = ..., source: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class SuggestedAction(_message.Message):
+    __slots__ = ("kind", "target", "detail", "to_version", "confidence")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    TO_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    target: str
+    detail: str
+    to_version: str
+    confidence: float
+    def __init__(self, kind: _Optional[str] = ..., target: _Optional[str] = ..., detail: _Optional[str] = ..., to_version: _Optional[str] = ..., confidence: _Optional[float] = ...) -> None: ...
+
+class Cause(_message.Message):
+    __slots__ = ("entity", "kind", "probability", "rank", "explanation", "evidence", "paths", "deployments", "suggested_actions")
+    ENTITY_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENTS_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTED_ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    entity: str
+    kind: str
+    probability: float
+    rank: int
+    explanation: str
+    evidence: _containers.RepeatedCompositeFieldContainer[Evidence]
+    paths: _containers.RepeatedCompositeFieldContainer[Path]
+    deployments: _containers.RepeatedCompositeFieldContainer[Deployment]
+    suggested_actions: _containers.RepeatedCompositeFieldContainer[SuggestedAction]
+    def __init__(self, entity: _Optional[str] = ..., kind: _Optional[str] = ..., probability: _Optional[float] = ..., rank: _Optional[int] = ..., explanation: _Optional[str] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., paths: _Optional[_Iterable[_Union[Path, _Mapping]]] = ..., deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ..., suggested_actions: _Optional[_Iterable[_Union[SuggestedAction, _Mapping]]] = ...) -> None: ...
+
+class RankCausesResponse(_message.Message):
+    __slots__ = ("incident_id", "causes", "symptoms", "model_version", "no_clear_cause", "notes", "start", "end")
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CAUSES_FIELD_NUMBER: _ClassVar[int]
+    SYMPTOMS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NO_CLEAR_CAUSE_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    incident_id: str
+    causes: _containers.RepeatedCompositeFieldContainer[Cause]
+    symptoms: _containers.RepeatedScalarFieldContainer[str]
+    model_version: str
+    no_clear_cause: bool
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    def __init__(self, incident_id: _Optional[str] = ..., causes: _Optional[_Iterable[_Union[Cause, _Mapping]]] = ..., symptoms: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ..., no_clear_cause: _Optional[bool] = ..., notes: _Optional[_Iterable[str]] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class BlastRadiusRequest(_message.Message):
+    __slots__ = ("entity", "fault_kind", "at")
+    ENTITY_FIELD_NUMBER: _ClassVar[int]
+    FAULT_KIND_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    entity: str
+    fault_kind: str
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, entity: _Optional[str] = ..., fault_kind: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Impact(_message.Message):
+    __slots__ = ("entity", "kind", "probability", "hops", "path", "traffic_share")
+    ENTITY_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    HOPS_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_SHARE_FIELD_NUMBER: _ClassVar[int]
+    entity: str
+    kind: str
+    probability: float
+    hops: int
+    path: Path
+    traffic_share: float
+    def __init__(self, entity: _Optional[str] = ..., kind: _Optional[str] = ..., probability: _Optional[float] = ..., hops: _Optional[int] = ..., path: _Optional[_Union[Path, _Mapping]] = ..., traffic_share: _Optional[float] = ...) -> None: ...
+
+class BlastRadiusResponse(_message.Message):
+    __slots__ = ("entity", "impacts", "entry_traffic_share_affected", "model_version")
+    ENTITY_FIELD_NUMBER: _ClassVar[int]
+    IMPACTS_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_TRAFFIC_SHARE_AFFECTED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    entity: str
+    impacts: _containers.RepeatedCompositeFieldContainer[Impact]
+    entry_traffic_share_affected: float
+    model_version: str
+    def __init__(self, entity: _Optional[str] = ..., impacts: _Optional[_Iterable[_Union[Impact, _Mapping]]] = ..., entry_traffic_share_affected: _Optional[float] = ..., model_version: _Optional[str] = ...) -> None: ...
+
+class RecordDeploymentRequest(_message.Message):
+    __slots__ = ("id", "service", "version", "at", "commit", "previous_version", "source", "attributes")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    service: str
+    version: str
+    at: _timestamp_pb2.Timestamp
+    commit: str
+    previous_version: str
+    source: str
+    attributes: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., version: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., commit: _Optional[str] = ..., previous_version: _Optional[str] = ..., source: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class RecordDeploymentResponse(_message.Message):
+    __slots__ = ("id", "created")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    created: bool
+    def __init__(self, id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class SubmitFeedbackRequest(_message.Message):
+    __slots__ = ("feedback_id", "incident_id", "confirmed_cause", "none_of_these", "action", "outcome", "confirmed_by", "note")
+    FEEDBACK_ID_FIELD_NUMBER: _ClassVar[int]
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_CAUSE_FIELD_NUMBER: _ClassVar[int]
+    NONE_OF_THESE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_BY_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    feedback_id: str
+    incident_id: str
+    confirmed_cause: str
+    none_of_these: bool
+    action: RemediationAction
+    outcome: Outcome
+    confirmed_by: str
+    note: str
+    def __init__(self, feedback_id: _Optional[str] = ..., incident_id: _Optional[str] = ..., confirmed_cause: _Optional[str] = ..., none_of_these: _Optional[bool] = ..., action: _Optional[_Union[RemediationAction, str]] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., confirmed_by: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class SubmitFeedbackResponse(_message.Message):
+    __slots__ = ("feedback_id", "created")
+    FEEDBACK_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    feedback_id: str
+    created: bool
+    def __init__(self, feedback_id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class GetIncidentRequest(_message.Message):
+    __slots__ = ("incident_id",)
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    incident_id: str
+    def __init__(self, incident_id: _Optional[str] = ...) -> None: ...
+
+class Feedback(_message.Message):
+    __slots__ = ("feedback_id", "confirmed_cause", "none_of_these", "action", "outcome", "confirmed_by", "note", "at")
+    FEEDBACK_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_CAUSE_FIELD_NUMBER: _ClassVar[int]
+    NONE_OF_THESE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_BY_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    feedback_id: str
+    confirmed_cause: str
+    none_of_these: bool
+    action: RemediationAction
+    outcome: Outcome
+    confirmed_by: str
+    note: str
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, feedback_id: _Optional[str] = ..., confirmed_cause: _Optional[str] = ..., none_of_these: _Optional[bool] = ..., action: _Optional[_Union[RemediationAction, str]] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., confirmed_by: _Optional[str] = ..., note: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetIncidentResponse(_message.Message):
+    __slots__ = ("ranking", "created", "feedback", "evidence_json", "baseline_start", "baseline_end")
+    RANKING_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_JSON_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_START_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_END_FIELD_NUMBER: _ClassVar[int]
+    ranking: RankCausesResponse
+    created: _timestamp_pb2.Timestamp
+    feedback: _containers.RepeatedCompositeFieldContainer[Feedback]
+    evidence_json: str
+    baseline_start: _timestamp_pb2.Timestamp
+    baseline_end: _timestamp_pb2.Timestamp
+    def __init__(self, ranking: _Optional[_Union[RankCausesResponse, _Mapping]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., feedback: _Optional[_Iterable[_Union[Feedback, _Mapping]]] = ..., evidence_json: _Optional[str] = ..., baseline_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., baseline_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetServiceGraphRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Entity(_message.Message):
+    __slots__ = ("id", "name", "namespace", "kind")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    namespace: str
+    kind: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class Edge(_message.Message):
+    __slots__ = ("caller", "callee", "calls", "errors")
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    CALLEE_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    ASYNC_FIELD_NUMBER: _ClassVar[int]
+    caller: str
+    callee: str
+    calls: int
+    errors: int
+    def __init__(self, caller: _Optional[str] = ..., callee: _Optional[str] = ..., calls: _Optional[int] = ..., errors: _Optional[int] = ..., **kwargs) -> None: ...
+
+class RunsOn(_message.Message):
+    __slots__ = ("entity", "infra")
+    ENTITY_FIELD_NUMBER: _ClassVar[int]
+    INFRA_FIELD_NUMBER: _ClassVar[int]
+    entity: str
+    infra: str
+    def __init__(self, entity: _Optional[str] = ..., infra: _Optional[str] = ...) -> None: ...
+
+class GetServiceGraphResponse(_message.Message):
+    __slots__ = ("entities", "edges", "runs_on")
+    ENTITIES_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    RUNS_ON_FIELD_NUMBER: _ClassVar[int]
+    entities: _containers.RepeatedCompositeFieldContainer[Entity]
+    edges: _containers.RepeatedCompositeFieldContainer[Edge]
+    runs_on: _containers.RepeatedCompositeFieldContainer[RunsOn]
+    def __init__(self, entities: _Optional[_Iterable[_Union[Entity, _Mapping]]] = ..., edges: _Optional[_Iterable[_Union[Edge, _Mapping]]] = ..., runs_on: _Optional[_Iterable[_Union[RunsOn, _Mapping]]] = ...) -> None: ...
