@@ -14,11 +14,9 @@ Habits (DESIGN.md, STYLE.md #7):
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any
 
-from neo4j import Driver, ManagedTransaction, unit_of_work
-from neo4j import exceptions as neo4j_exc
+from neo4j import ManagedTransaction
 
 from rootgraph.graph.errors import StoreUnavailable
 from rootgraph.graph.model import (
@@ -32,11 +30,10 @@ from rootgraph.graph.model import (
     Window,
     WindowData,
 )
+from rootgraph.graph.repository import Repository
 from rootgraph.graph.schema import ensure_schema
 
 __all__ = ["GraphStore"]
-
-T = TypeVar("T")
 
 #: Secondary label per entity kind, for the Browser style and readable queries.
 _KIND_LABEL_QUERIES: dict[EntityKind, str] = {
@@ -146,35 +143,8 @@ def _deployment_from(rec: Any) -> Deployment:
     )
 
 
-class GraphStore:
+class GraphStore(Repository):
     """Typed, idempotent access to the rootgraph graph in one Neo4j database."""
-
-    def __init__(self, driver: Driver, database: str = "neo4j", *, timeout_s: float = 30.0) -> None:
-        self._driver = driver
-        self._db = database
-        self._timeout_s = timeout_s
-
-    # -- plumbing -----------------------------------------------------------------
-
-    @contextmanager
-    def _translate(self) -> Iterator[None]:
-        try:
-            yield
-        except (neo4j_exc.ServiceUnavailable, neo4j_exc.SessionExpired,
-                neo4j_exc.TransientError) as exc:
-            raise StoreUnavailable(f"Neo4j unavailable: {type(exc).__name__}") from None
-        except OSError as exc:
-            raise StoreUnavailable(f"Neo4j unavailable: {exc.strerror or exc}") from None
-
-    def _write(self, fn: Callable[..., T], *args: Any, timeout_s: float | None = None) -> T:
-        work = unit_of_work(timeout=timeout_s or self._timeout_s)(fn)
-        with self._translate(), self._driver.session(database=self._db) as session:
-            return session.execute_write(work, *args)
-
-    def _read(self, fn: Callable[..., T], *args: Any, timeout_s: float | None = None) -> T:
-        work = unit_of_work(timeout=timeout_s or self._timeout_s)(fn)
-        with self._translate(), self._driver.session(database=self._db) as session:
-            return session.execute_read(work, *args)
 
     def ensure_schema(self) -> None:
         with self._translate():

@@ -105,3 +105,31 @@ def test_prune_deletes_old_buckets_only(store: GraphStore) -> None:
     store.prune(older_than_s=600, batch_ids_older_than_ms=0)
     data = store.read_window(Window(600, 660), Window(0, 600), 60)
     assert [r.start_s for r in data.service_buckets["shop/frontend"]] == [600]
+
+
+def test_incident_is_written_once_with_suspects_and_feedback_is_idempotent(store: GraphStore, neo4j_driver) -> None:  # noqa: ANN001,E501
+    from rootgraph.graph.errors import NotFound
+    from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord, IncidentStore
+
+    store.apply_delta(_delta("i"))
+    incidents = IncidentStore(neo4j_driver)
+    rec = IncidentRecord(
+        id="inc-1", created_ms=5, start_s=600, end_s=660, baseline_start_s=0, baseline_end_s=600,
+        model_version="prior-v1", symptoms=("shop/frontend",), no_clear_cause=False,
+        suspects=(("db:postgresql/orders", 1, 0.9), ("shop/frontend", 2, 0.05)),
+        affects=(("shop/frontend", 1.0),), response_json="{}", inputs_gz=b"\x1f\x8b",
+    )
+    incidents.save_incident(rec)
+    got = incidents.get_incident("inc-1")
+    assert got.suspects == rec.suspects and got.affects == rec.affects
+    assert got.inputs_gz == b"\x1f\x8b"
+    with pytest.raises(ConstraintError):  # never overwritten
+        incidents.save_incident(rec)
+    with pytest.raises(NotFound):
+        incidents.get_incident("nope")
+    fb = FeedbackRecord("fb-1", "inc-1", "db:postgresql/orders", False, "rollback", "resolved", "alice", "", 7)
+    assert incidents.submit_feedback(fb) is True
+    assert incidents.submit_feedback(fb) is False
+    assert incidents.get_incident("inc-1").feedback == (fb,)
+    with pytest.raises(NotFound):
+        incidents.submit_feedback(FeedbackRecord("fb-2", "nope", "", True, "none", "", "", "", 1))

@@ -1,0 +1,163 @@
+"""Incidents (every RankCauses answer) and feedback, stored for audit and the Browser.
+
+An incident is written once and never overwritten (``CREATE`` under a uniqueness
+constraint): ``(:Incident)-[:SUSPECTS {rank, probability}]->(:Entity)`` for the
+ranked causes, ``(:Incident)-[:AFFECTS {probability}]->(:Entity)`` for the symptoms,
+the full answer as JSON and the inputs (gzip-compressed JSON) so an answer can be
+explained and replayed later. Feedback is ``(:Feedback)-[:ABOUT]->(:Incident)`` and
+``(:Feedback)-[:CONFIRMS]->(:Entity)``, idempotent on the caller's feedback id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from neo4j import ManagedTransaction
+
+from rootgraph.graph.errors import NotFound
+from rootgraph.graph.repository import Repository
+
+__all__ = ["IncidentRecord", "FeedbackRecord", "IncidentStore"]
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    id: str
+    created_ms: int
+    start_s: int
+    end_s: int
+    baseline_start_s: int
+    baseline_end_s: int
+    model_version: str
+    symptoms: tuple[str, ...]
+    no_clear_cause: bool
+    #: (entity, rank, probability) of the ranked causes
+    suspects: tuple[tuple[str, int, float], ...]
+    #: (entity, probability) of the affected (symptomatic) entities
+    affects: tuple[tuple[str, float], ...]
+    response_json: str
+    inputs_gz: bytes = b""
+    feedback: tuple["FeedbackRecord", ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    id: str
+    incident_id: str
+    confirmed_cause: str
+    none_of_these: bool
+    action: str
+    outcome: str
+    confirmed_by: str
+    note: str
+    at_ms: int
+
+
+_CREATE_INCIDENT = """
+CREATE (i:Incident {id: $id, created: $created, start: $start, end: $end,
+                    baseline_start: $bstart, baseline_end: $bend, model_version: $model,
+                    symptoms: $symptoms, no_clear_cause: $no_clear,
+                    top_cause: $top, top_probability: $top_p,
+                    response_json: $response, inputs_gz: $inputs})
+WITH i
+CALL (i) {
+  UNWIND $suspects AS s
+  MATCH (e:Entity {id: s.entity})
+  CREATE (i)-[:SUSPECTS {rank: s.rank, probability: s.p}]->(e)
+}
+CALL (i) {
+  UNWIND $affects AS a
+  MATCH (e:Entity {id: a.entity})
+  CREATE (i)-[:AFFECTS {probability: a.p}]->(e)
+}
+RETURN i.id
+"""
+
+_MERGE_FEEDBACK = """
+MATCH (i:Incident {id: $incident})
+MERGE (f:Feedback {id: $id})
+  ON CREATE SET f.incident = $incident, f.confirmed_cause = $cause, f.none_of_these = $none,
+                f.action = $action, f.outcome = $outcome, f.confirmed_by = $by,
+                f.note = $note, f.at = $at, f.created = true
+  ON MATCH SET f.created = false
+MERGE (f)-[:ABOUT]->(i)
+WITH f, f.created AS created
+REMOVE f.created
+WITH f, created
+OPTIONAL MATCH (e:Entity {id: $cause})
+FOREACH (_ IN CASE WHEN e IS NULL THEN [] ELSE [1] END | MERGE (f)-[:CONFIRMS]->(e))
+RETURN created, f.incident AS incident
+"""
+
+
+class IncidentStore(Repository):
+    """Write-once incident records and idempotent feedback."""
+
+    def save_incident(self, rec: IncidentRecord) -> None:
+        top = rec.suspects[0] if rec.suspects else ("", 0, 0.0)
+        params = dict(
+            id=rec.id, created=rec.created_ms, start=rec.start_s, end=rec.end_s,
+            bstart=rec.baseline_start_s, bend=rec.baseline_end_s, model=rec.model_version,
+            symptoms=list(rec.symptoms), no_clear=rec.no_clear_cause, top=top[0], top_p=top[2],
+            response=rec.response_json, inputs=rec.inputs_gz,
+            suspects=[{"entity": e, "rank": r, "p": p} for e, r, p in rec.suspects],
+            affects=[{"entity": e, "p": p} for e, p in rec.affects],
+        )
+        self._write(lambda tx: tx.run(_CREATE_INCIDENT, **params).consume())
+
+    def get_incident(self, incident_id: str) -> IncidentRecord:
+        def work(tx: ManagedTransaction):  # noqa: ANN202
+            rec = tx.run(
+                "MATCH (i:Incident {id: $id}) "
+                "OPTIONAL MATCH (i)-[s:SUSPECTS]->(e:Entity) "
+                "WITH i, s, e ORDER BY s.rank "
+                "RETURN i, collect([e.id, s.rank, s.probability]) AS suspects, "
+                "       [(i)-[a:AFFECTS]->(x:Entity) | [x.id, a.probability]] AS affects",
+                id=incident_id,
+            ).single()
+            fb = tx.run(
+                "MATCH (f:Feedback)-[:ABOUT]->(:Incident {id: $id}) RETURN f ORDER BY f.at", id=incident_id
+            ).values()
+            return rec, fb
+
+        rec, fb = self._read(work)
+        if rec is None:
+            raise NotFound(f"incident_id: no incident {incident_id!r}")
+        i = rec["i"]
+        return IncidentRecord(
+            id=i["id"], created_ms=i["created"], start_s=i["start"], end_s=i["end"],
+            baseline_start_s=i["baseline_start"], baseline_end_s=i["baseline_end"],
+            model_version=i["model_version"], symptoms=tuple(i["symptoms"]),
+            no_clear_cause=i["no_clear_cause"],
+            suspects=tuple((e, r, p) for e, r, p in rec["suspects"] if e is not None),
+            affects=tuple((e, p) for e, p in rec["affects"]),
+            response_json=i["response_json"], inputs_gz=bytes(i["inputs_gz"] or b""),
+            feedback=tuple(_feedback(f[0]) for f in fb),
+        )
+
+    def submit_feedback(self, fb: FeedbackRecord) -> bool:
+        """Store feedback; False when its id was stored before. NotFound for an unknown incident."""
+        def work(tx: ManagedTransaction) -> bool | None:
+            rec = tx.run(_MERGE_FEEDBACK, id=fb.id, incident=fb.incident_id, cause=fb.confirmed_cause,
+                         none=fb.none_of_these, action=fb.action, outcome=fb.outcome,
+                         by=fb.confirmed_by, note=fb.note, at=fb.at_ms).single()
+            return None if rec is None else bool(rec["created"])
+
+        created = self._write(work)
+        if created is None:
+            raise NotFound(f"incident_id: no incident {fb.incident_id!r}")
+        return created
+
+    def recent_incidents(self, limit: int = 20) -> list[tuple[str, int, str, float]]:
+        rows = self._read(lambda tx: tx.run(
+            "MATCH (i:Incident) RETURN i.id, i.created, i.top_cause, i.top_probability "
+            "ORDER BY i.created DESC LIMIT $n", n=limit).values())
+        return [(a, b, c, d) for a, b, c, d in rows]
+
+
+def _feedback(f) -> FeedbackRecord:  # noqa: ANN001 - a neo4j Node
+    return FeedbackRecord(
+        id=f["id"], incident_id=f["incident"], confirmed_cause=f["confirmed_cause"] or "",
+        none_of_these=bool(f["none_of_these"]), action=f["action"] or "", outcome=f["outcome"] or "",
+        confirmed_by=f["confirmed_by"] or "", note=f["note"] or "", at_ms=f["at"],
+    )

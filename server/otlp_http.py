@@ -1,0 +1,178 @@
+"""OTLP/HTTP trace receiver: ``POST /v1/traces`` (protobuf or JSON, gzip accepted).
+
+Follows the OTLP specification's HTTP transport:
+
+* ``application/x-protobuf`` and ``application/json`` request bodies; the response
+  uses the request's encoding; ``Content-Encoding: gzip`` is accepted;
+* 200 with ``ExportTraceServiceResponse`` (``partial_success`` naming why spans were
+  rejected); 400 with a ``google.rpc.Status`` body for undecodable payloads; 413 for
+  bodies over the limit (checked before and *during* decompression, so a gzip bomb
+  costs at most the limit); 415 for other media types; 503 + ``Retry-After`` when
+  Neo4j is down (retryable, nothing half-written);
+* ``GET /metrics`` renders the ingest counters in Prometheus text format, and
+  ``GET /healthz`` answers 200/503 by storage reachability.
+
+The stdlib ``ThreadingHTTPServer`` is enough here: OTLP/HTTP clients send few, large
+requests, the work is CPU-bound decoding under one ingest lock, and it avoids an ASGI
+stack as a dependency. Keep-alive is on (HTTP/1.1).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Protocol
+
+from google.protobuf import json_format
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from rootgraph.server.errors import InvalidRequest, PayloadTooLarge, classify
+
+__all__ = ["OtlpHttpServer", "TraceConsumer", "decompress_bounded"]
+
+log = logging.getLogger("rootgraph.otlp_http")
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+class TraceConsumer(Protocol):
+    """What the receiver needs of ingest: one call per request, raising domain errors."""
+
+    def export(self, payload: bytes | trace_service_pb2.ExportTraceServiceRequest,
+               content_type: str) -> trace_service_pb2.ExportTraceServiceResponse:
+        """Ingest one request; return the OTLP response (partial_success filled)."""
+
+
+def decompress_bounded(body: bytes, limit: int) -> bytes:
+    """gunzip ``body`` but never produce more than ``limit`` bytes."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise InvalidRequest("Content-Encoding", f"invalid gzip body: {exc}") from None
+    if len(out) > limit or d.unconsumed_tail:
+        raise PayloadTooLarge(f"decompressed body exceeds the {limit}-byte limit")
+    if not d.eof:
+        raise InvalidRequest("Content-Encoding", "invalid gzip body: truncated")
+    return out
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_Server"
+
+    def log_message(self, fmt: str, *args: object) -> None:  # route to logging, not stderr
+        log.debug("%s " + fmt, self.address_string(), *args)
+
+    def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _status(self, http: int, code: int, message: str, as_json: bool,
+                extra: dict[str, str] | None = None) -> None:
+        st = status_pb2.Status(code=code, message=message)
+        if as_json:
+            self._send(http, json_format.MessageToJson(st).encode(), JSON, extra)
+        else:
+            self._send(http, st.SerializeToString(), PROTOBUF, extra)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        if self.path == "/metrics":
+            self._send(200, self.server.metrics().encode(), "text/plain; version=0.0.4")
+        elif self.path == "/healthz":
+            ok = self.server.healthy()
+            self._send(200 if ok else 503, b"ok\n" if ok else b"storage unavailable\n", "text/plain")
+        else:
+            self._send(404, b"not found\n", "text/plain")
+
+    def do_POST(self) -> None:  # noqa: N802
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        as_json = ctype == JSON
+        length_header = self.headers.get("Content-Length")
+        if self.path != "/v1/traces":
+            self._drain(length_header)
+            self._send(404, b"not found\n", "text/plain")
+            return
+        if ctype not in (PROTOBUF, JSON):
+            self._drain(length_header)
+            self._send(415, f"unsupported Content-Type {ctype!r}; use {PROTOBUF} or {JSON}\n".encode(),
+                       "text/plain")
+            return
+        limit = self.server.max_bytes
+        try:
+            length = int(length_header or "")
+        except ValueError:
+            self._status(411, 3, "Content-Length is required", as_json)
+            return
+        if length > limit:
+            self.close_connection = True
+            self._status(413, 8, f"body of {length} bytes exceeds the {limit}-byte limit", as_json)
+            return
+        body = self.rfile.read(length)
+        try:
+            if (self.headers.get("Content-Encoding") or "").lower() == "gzip":
+                body = decompress_bounded(body, limit)
+            response = self.server.consumer.export(body, ctype)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status below
+            c = classify(exc)
+            extra = {"Retry-After": "2"} if c.retryable else None
+            self._status(c.http, c.code.value[0], c.message, as_json, extra)
+            return
+        if as_json:
+            self._send(200, json_format.MessageToJson(response).encode(), JSON)
+        else:
+            self._send(200, response.SerializeToString(), PROTOBUF)
+
+    def _drain(self, length_header: str | None) -> None:
+        try:
+            n = int(length_header or "0")
+        except ValueError:
+            n = 0
+        if 0 < n <= self.server.max_bytes:
+            self.rfile.read(n)
+        else:
+            self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], consumer: TraceConsumer, max_bytes: int,
+                 metrics: Callable[[], str], healthy: Callable[[], bool]) -> None:
+        super().__init__(address, _Handler)
+        self.consumer = consumer
+        self.max_bytes = max_bytes
+        self.metrics = metrics
+        self.healthy = healthy
+
+
+class OtlpHttpServer:
+    """Owns the HTTP server thread; ``start`` binds, ``stop`` drains and closes."""
+
+    def __init__(self, address: str, consumer: TraceConsumer, *, max_bytes: int,
+                 metrics: Callable[[], str] = lambda: "", healthy: Callable[[], bool] = lambda: True) -> None:
+        host, _, port = address.rpartition(":")
+        self._server = _Server((host.strip("[]"), int(port)), consumer, max_bytes, metrics, healthy)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
