@@ -2,7 +2,10 @@
 
 An incident is written once and never overwritten (``CREATE`` under a uniqueness
 constraint): ``(:Incident)-[:SUSPECTS {rank, probability}]->(:Entity)`` for the
-ranked causes, ``(:Incident)-[:AFFECTS {probability}]->(:Entity)`` for the symptoms,
+ranked causes, ``(:Incident)-[:AFFECTS {probability}]->(:Entity)`` for the symptoms, one
+``(:Incident)-[:BLAMES {probability}]->(:Entity)`` to the top suspect unless the answer
+is "no clear cause" (the Browser style draws it bold, since Browser styles cannot
+scale an edge by a property),
 the full answer as JSON and the inputs (gzip-compressed JSON) so an answer can be
 explained and replayed later. Feedback is ``(:Feedback)-[:ABOUT]->(:Incident)`` and
 ``(:Feedback)-[:CONFIRMS]->(:Entity)``, idempotent on the caller's feedback id.
@@ -66,6 +69,11 @@ CALL (i) {
   CREATE (i)-[:SUSPECTS {rank: s.rank, probability: s.p}]->(e)
 }
 CALL (i) {
+  UNWIND $blames AS b
+  MATCH (e:Entity {id: b.entity})
+  CREATE (i)-[:BLAMES {probability: b.p}]->(e)
+}
+CALL (i) {
   UNWIND $affects AS a
   MATCH (e:Entity {id: a.entity})
   CREATE (i)-[:AFFECTS {probability: a.p}]->(e)
@@ -102,6 +110,9 @@ class IncidentStore(Repository):
             response=rec.response_json, inputs=rec.inputs_gz,
             suspects=[{"entity": e, "rank": r, "p": p} for e, r, p in rec.suspects],
             affects=[{"entity": e, "p": p} for e, p in rec.affects],
+            # The top suspect, when the answer blames one, gets a bold edge in the Browser.
+            blames=[] if rec.no_clear_cause or not rec.suspects
+            else [{"entity": rec.suspects[0][0], "p": rec.suspects[0][2]}],
         )
         self._write(lambda tx: tx.run(_CREATE_INCIDENT, **params).consume())
 

@@ -204,3 +204,39 @@ class WindowData:
     runs_on: dict[str, tuple[str, ...]]
     #: deployments whose ``at_ms`` falls in [baseline.start, incident.end)
     deployments: tuple[Deployment, ...]
+
+
+def encode_window(w: WindowData) -> dict:
+    """A JSON-ready form of ``w`` (compact lists), for the incident audit record."""
+    def rows(bs: tuple[BucketRow, ...]) -> list[list]:
+        return [[b.start_s, b.requests, b.errors, b.duration_ms_sum, b.self_ms_sum,
+                 b.exclusive_errors, list(b.histogram)] for b in bs]
+
+    return {
+        "incident": [w.incident.start_s, w.incident.end_s],
+        "baseline": [w.baseline.start_s, w.baseline.end_s],
+        "bucket_seconds": w.bucket_seconds,
+        "entities": [[e.id, e.name, e.kind.value, e.namespace] for e in w.entities.values()],
+        "service_buckets": {k: rows(v) for k, v in w.service_buckets.items()},
+        "edges": [[e.caller, e.callee, e.is_async, rows(e.buckets)] for e in w.edges],
+        "runs_on": {k: list(v) for k, v in w.runs_on.items()},
+        "deployments": [[d.id, d.service, d.version, d.at_ms, d.previous_version, d.commit,
+                         d.source, [list(a) for a in d.attributes]] for d in w.deployments],
+    }
+
+
+def decode_window(doc: dict) -> WindowData:
+    """Inverse of :func:`encode_window` (replaying a recorded incident)."""
+    def rows(rs: list[list]) -> tuple[BucketRow, ...]:
+        return tuple(BucketRow(t, n, err, dur, self_, xerr, tuple(h)) for t, n, err, dur, self_, xerr, h in rs)
+
+    return WindowData(
+        incident=Window(*doc["incident"]), baseline=Window(*doc["baseline"]),
+        bucket_seconds=doc["bucket_seconds"],
+        entities={i: Entity(i, n, EntityKind(k), ns) for i, n, k, ns in doc["entities"]},
+        service_buckets={k: rows(v) for k, v in doc["service_buckets"].items()},
+        edges=tuple(EdgeInfo(a, b, asy, rows(r)) for a, b, asy, r in doc["edges"]),
+        runs_on={k: tuple(v) for k, v in doc["runs_on"].items()},
+        deployments=tuple(Deployment(i, s, v, at, prev, c, src, tuple(tuple(a) for a in attrs))
+                          for i, s, v, at, prev, c, src, attrs in doc["deployments"]),
+    )

@@ -254,7 +254,8 @@ class GraphStore(Repository):
 
     # -- reads --------------------------------------------------------------------
 
-    def read_window(self, incident: Window, baseline: Window, bucket_seconds: int) -> WindowData:
+    def read_window(self, incident: Window, baseline: Window, bucket_seconds: int,
+                    *, timeout_s: float | None = None) -> WindowData:
         """Subgraph and statistics of entities active in the baseline or incident window."""
         lo, hi = min(incident.start_s, baseline.start_s), max(incident.end_s, baseline.end_s)
 
@@ -288,7 +289,7 @@ class GraphStore(Repository):
             ).values()
             return ent_rows, infra_rows, svc_rows, edge_rows, dep_rows
 
-        ent_rows, infra_rows, svc_rows, edge_rows, dep_rows = self._read(work)
+        ent_rows, infra_rows, svc_rows, edge_rows, dep_rows = self._read(work, timeout_s=timeout_s)
         entities: dict[str, Entity] = {}
         runs_on: dict[str, tuple[str, ...]] = {}
         async_edges: set[tuple[str, str]] = set()

@@ -108,6 +108,216 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- serve --------------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+    from pathlib import Path
+
+    from rootgraph.graph.connect import open_driver
+    from rootgraph.server.app import App, TlsFiles
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    overrides = {k: v for k, v in (("api_address", args.api), ("otlp_grpc_address", args.otlp_grpc),
+                                   ("otlp_http_address", args.otlp_http)) if v}
+    settings = load_settings(**overrides)
+    tls = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise ConfigError("tls_cert: --tls-cert and --tls-key go together")
+        tls = TlsFiles(Path(args.tls_cert), Path(args.tls_key),
+                       Path(args.tls_client_ca) if args.tls_client_ca else None)
+    driver = open_driver(settings, log=lambda m: err_console.print(f"[dim]{m}[/dim]"))
+    app = App(settings, driver, tls=tls).start()
+    err_console.print(
+        f"rootgraph serving: api {settings.api_address}, OTLP gRPC {settings.otlp_grpc_address}, "
+        f"OTLP HTTP {settings.otlp_http_address} (auth {'on' if settings.api_token else 'off'}, "
+        f"TLS {'on' if tls else 'off'})")
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    err_console.print("shutting down: draining in-flight calls…")
+    app.stop()
+    driver.close()
+    return 0
+
+
+# -- ingest -------------------------------------------------------------------------
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from rootgraph.ingest.config import IngestConfig
+    from rootgraph.ingest.files import ingest_paths
+    from rootgraph.ingest.pipeline import Ingestor
+
+    settings = _settings(args)
+    driver, store = _open_store(settings)
+    ingestor = Ingestor(store, IngestConfig(bucket_seconds=settings.bucket_seconds))
+    errors: list[str] = []
+    spans = payloads = duplicates = 0
+    try:
+        with Progress(console=err_console, transient=True, disable=args.json) as progress:
+            task = progress.add_task("ingesting", total=None)
+            for outcome in ingest_paths(ingestor, args.files):
+                if outcome.error:
+                    errors.append(f"{outcome.location}: {outcome.error}")
+                    continue
+                payloads += 1
+                spans += outcome.accepted_spans
+                duplicates += outcome.duplicate
+                progress.update(task, advance=outcome.accepted_spans,
+                                description=f"{spans} spans from {outcome.location.split(':')[0]}")
+        ingestor.flush_all()
+        counts = store.counts()
+    finally:
+        driver.close()
+    stats = ingestor.stats()
+    summary = {
+        "spans": spans, "payloads": payloads, "duplicate_payloads": duplicates,
+        "rejected": {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith("rejected:")},
+        "errors": errors, "entities_in_graph": counts["entities"], "edges_in_graph": counts["calls"],
+        "unpaired_client": stats.get("unpaired_client", 0),
+        "unpaired_server": stats.get("unpaired_server", 0),
+        "deployments_in_graph": counts["deployments"],
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        table = Table(title="Ingest summary", show_header=False)
+        for k, v in summary.items():
+            if isinstance(v, dict):
+                v = ", ".join(f"{n} × {r}" for r, n in v.items()) or "none"
+            elif isinstance(v, list):
+                v = "\n".join(v[:20]) + (f"\n… {len(v) - 20} more" if len(v) > 20 else "") if v else "none"
+            table.add_row(k, str(v))
+        console.print(table)
+    return 1 if errors and not spans else 0
+
+
+# -- client commands ----------------------------------------------------------------
+
+def _client(args: argparse.Namespace):  # noqa: ANN202
+    import os
+
+    from rootgraph.client import RootGraphClient
+
+    return RootGraphClient(args.server, token=os.environ.get("ROOTGRAPH_TOKEN"))
+
+
+def _parse_time(value: str | None) -> float | None:
+    if value is None:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"time: {value!r} is neither epoch seconds nor ISO-8601") from None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def render_ranking(answer, as_json: bool) -> None:  # noqa: ANN001
+    if as_json:
+        print(json.dumps({
+            "incident_id": answer.incident_id, "model_version": answer.model_version,
+            "no_clear_cause": answer.no_clear_cause, "symptoms": list(answer.symptoms),
+            "notes": list(answer.notes),
+            "causes": [{
+                "rank": c.rank, "entity": c.entity, "kind": c.kind, "probability": c.probability,
+                "explanation": c.explanation, "evidence": [e.text for e in c.evidence],
+                "paths": [list(p) for p in c.paths],
+                "suggested_actions": [{"kind": a.kind.value, "target": a.target, "detail": a.detail,
+                                       "to_version": a.to_version} for a in c.suggested_actions],
+            } for c in answer.causes],
+        }))
+        return
+    console.print(f"[bold]Incident {answer.incident_id}[/bold]  model {answer.model_version}")
+    console.print(f"Symptoms: {', '.join(answer.symptoms) or 'none observed'}")
+    if answer.no_clear_cause:
+        console.print("[yellow]No clear cause: no candidate is probable enough to blame.[/yellow]")
+    table = Table(title="Probable root causes")
+    for col in ("#", "entity", "kind", "P(fault)", "why", "suggested"):
+        table.add_column(col, overflow="fold")
+    for c in answer.causes:
+        colour = "red" if c.probability >= 0.5 else "yellow" if c.probability >= 0.2 else "white"
+        table.add_row(str(c.rank), f"[{colour}]{c.entity}[/{colour}]", c.kind, f"{c.probability:.2f}",
+                      c.explanation, "; ".join(f"{a.kind.value} {a.target} {a.to_version}".strip()
+                                              for a in c.suggested_actions))
+    console.print(table)
+    for note in answer.notes:
+        console.print(f"[dim]• {note}[/dim]")
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    with _client(args) as rg:
+        answer = rg.rank_causes(_parse_time(args.start), _parse_time(args.end), top_k=args.top_k,
+                                symptoms=args.symptom or ())
+    render_ranking(answer, args.json)
+    return 0
+
+
+def render_blast(result, as_json: bool) -> None:  # noqa: ANN001
+    if as_json:
+        print(json.dumps({"entity": result.entity,
+                          "entry_traffic_share_affected": result.entry_traffic_share_affected,
+                          "impacts": [{"entity": i.entity, "kind": i.kind, "probability": i.probability,
+                                       "hops": i.hops, "path": list(i.path),
+                                       "traffic_share": i.traffic_share} for i in result.impacts]}))
+        return
+    table = Table(title=f"What breaks if {result.entity} fails")
+    for col in ("entity", "kind", "P(anomalous)", "hops", "path", "entry traffic"):
+        table.add_column(col, overflow="fold")
+    for i in result.impacts:
+        table.add_row(i.entity, i.kind, f"{i.probability:.2f}", str(i.hops), " → ".join(i.path),
+                      f"{100 * i.traffic_share:.1f}%" if i.traffic_share else "")
+    console.print(table)
+    console.print(f"Entry-point traffic affected: [bold]{100 * result.entry_traffic_share_affected:.1f}%[/bold]")
+
+
+def cmd_blast(args: argparse.Namespace) -> int:
+    with _client(args) as rg:
+        result = rg.blast_radius(args.entity, fault_kind=args.fault_kind or "", at=_parse_time(args.at))
+    render_blast(result, args.json)
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    with _client(args) as rg:
+        created = rg.record_deployment(args.service, args.version, id=args.id, at=_parse_time(args.at),
+                                       commit=args.commit or "", previous_version=args.previous or "")
+    print(json.dumps({"created": created}) if args.json else ("recorded" if created else "already recorded"))
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    import uuid
+
+    with _client(args) as rg:
+        created = rg.submit_feedback(args.id or uuid.uuid4().hex, args.incident,
+                                     confirmed_cause=args.cause or "", none_of_these=args.none,
+                                     action=args.action, outcome=args.outcome,
+                                     confirmed_by=args.by or "", note=args.note or "")
+    print(json.dumps({"created": created}) if args.json else ("recorded" if created else "already recorded"))
+    return 0
+
+
+def cmd_incident(args: argparse.Namespace) -> int:
+    from rootgraph.client import rank_answer
+
+    with _client(args) as rg:
+        inc = rg.get_incident(args.incident)
+    render_ranking(rank_answer(inc.ranking), args.json)
+    return 0
+
+
 # -- demo -----------------------------------------------------------------------------
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -133,6 +343,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instance", help="local instance name (default: default)")
     add("graph", cmd_graph, "print the service dependency graph")
     add("demo", cmd_demo, "run the demo incident end to end on the local Neo4j")
+
+    p = add("serve", cmd_serve, "run the gRPC API, OTLP gRPC and OTLP HTTP receivers")
+    p.add_argument("--api", help="API listen address (default 127.0.0.1:50051)")
+    p.add_argument("--otlp-grpc", help="OTLP gRPC listen address (default 127.0.0.1:4317)")
+    p.add_argument("--otlp-http", help="OTLP HTTP listen address (default 127.0.0.1:4318)")
+    p.add_argument("--tls-cert", help="PEM certificate: serve gRPC over TLS")
+    p.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    p.add_argument("--tls-client-ca", help="PEM CA bundle: require client certificates (mTLS)")
+
+    p = add("ingest", cmd_ingest, "load OTLP JSON-lines or protobuf files into the graph")
+    p.add_argument("files", nargs="+", help="OTLP files (.jsonl/.json/.pb, optionally .gz)")
+
+    def client_cmd(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = add(name, fn, help_)
+        p.add_argument("--server", default="127.0.0.1:50051", help="rootgraph API address")
+        return p
+
+    p = client_cmd("rank", cmd_rank, "rank probable root causes for an incident window")
+    p.add_argument("--start", help="window start (ISO-8601 or epoch s; default end-15m)")
+    p.add_argument("--end", help="window end (default now)")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--symptom", action="append", help="an entity known to be symptomatic (repeatable)")
+    p = client_cmd("blast-radius", cmd_blast, "what breaks if ENTITY fails (what-if)")
+    p.add_argument("entity")
+    p.add_argument("--fault-kind", choices=("errors", "latency"))
+    p.add_argument("--at", help="graph as of this time (default now)")
+    p = client_cmd("deploy", cmd_deploy, "record a deployment")
+    p.add_argument("service")
+    p.add_argument("version")
+    p.add_argument("--id", help="idempotency key (default service:version:at)")
+    p.add_argument("--at")
+    p.add_argument("--commit")
+    p.add_argument("--previous", help="previous version")
+    p = client_cmd("feedback", cmd_feedback, "confirm the real cause of an incident")
+    p.add_argument("incident")
+    p.add_argument("--cause", help="the confirmed root-cause entity")
+    p.add_argument("--none", action="store_true", help="none of the suggested causes")
+    p.add_argument("--action", default="unspecified",
+                   choices=("unspecified", "rollback", "restart", "scale", "failover", "other", "none"))
+    p.add_argument("--outcome", default="unspecified", choices=("unspecified", "resolved", "not_resolved"))
+    p.add_argument("--by")
+    p.add_argument("--note")
+    p.add_argument("--id", help="idempotency key (default random)")
+    p = client_cmd("incident", cmd_incident, "show a recorded incident")
+    p.add_argument("incident")
     return parser
 
 
@@ -150,6 +405,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rootgraph.graph.errors import GraphError
         from rootgraph.graph.local import LocalNeo4jError
 
+        import grpc
+
+        if isinstance(exc, grpc.RpcError):
+            err_console.print(f"[red]error:[/red] {exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+            return 1
         if isinstance(exc, (GraphError, LocalNeo4jError)):
             err_console.print(f"[red]error:[/red] {exc}")
             return 1

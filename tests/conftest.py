@@ -48,3 +48,17 @@ def store(neo4j_driver, neo4j_settings: Settings) -> GraphStore:  # noqa: ANN001
     s = GraphStore(neo4j_driver, neo4j_settings.neo4j_database)
     s.clear()
     return s
+
+
+@pytest.fixture()
+def app(neo4j_driver, neo4j_settings: Settings, store: GraphStore):  # noqa: ANN001,ANN201
+    """A real rootgraph server on loopback (ephemeral ports) over the real test Neo4j."""
+    from dataclasses import replace
+
+    from rootgraph.server.app import App
+
+    settings = replace(neo4j_settings, api_address="127.0.0.1:0", otlp_grpc_address="127.0.0.1:0",
+                       otlp_http_address="127.0.0.1:0")
+    server = App(settings, neo4j_driver).start()
+    yield server
+    server.stop(grace_s=1.0)

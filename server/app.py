@@ -1,0 +1,180 @@
+"""``rootgraph serve``: the only place where the stages are wired together.
+
+One process: a gRPC server (``RootCause`` + OTLP ``TraceService`` + health +
+reflection) bound to the API address and the OTLP/gRPC address, and the OTLP/HTTP
+receiver. Background threads: Neo4j health, pairing expiry (``Ingestor.tick``) and
+retention pruning. ``stop`` drains in-flight RPCs first (grace period), then flushes
+the waiting span halves so they are written, not lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from neo4j import Driver
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from rootgraph import __version__
+from rootgraph.config import Settings
+from rootgraph.graph.incidents import IncidentStore
+from rootgraph.graph.model import GraphDelta
+from rootgraph.graph.store import GraphStore
+from rootgraph.inference.blast import blast_radius
+from rootgraph.inference.rank import RootCauseRanker
+from rootgraph.ingest.config import IngestConfig
+from rootgraph.ingest.pipeline import Ingestor
+from rootgraph.server.auth import TokenAuthInterceptor, server_credentials
+from rootgraph.server.health import HealthMonitor
+from rootgraph.server.otlp import IngestConsumer, TraceServiceServicer
+from rootgraph.server.otlp_http import OtlpHttpServer
+from rootgraph.server.rootcause import RootCauseServicer
+from rootgraph.server.telemetry import prometheus_text, setup_telemetry
+from rootgraph.v1 import rootgraph_pb2, rootgraph_pb2_grpc
+
+__all__ = ["App", "TlsFiles"]
+
+log = logging.getLogger("rootgraph.server")
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+
+class _TimedSink:
+    """Measures Neo4j write latency around the store's ``apply_delta``."""
+
+    def __init__(self, store: GraphStore) -> None:
+        self._store = store
+        self.count = 0
+        self.total_ms = 0.0
+        self.max_ms = 0.0
+
+    def apply_delta(self, delta: GraphDelta) -> bool:
+        t0 = time.perf_counter()
+        try:
+            return self._store.apply_delta(delta)
+        finally:
+            ms = (time.perf_counter() - t0) * 1000
+            self.count += 1
+            self.total_ms += ms
+            self.max_ms = max(self.max_ms, ms)
+
+
+class App:
+    """The running service. ``start()`` binds everything; ``stop()`` drains and closes."""
+
+    def __init__(self, settings: Settings, driver: Driver, *, tls: TlsFiles | None = None,
+                 max_workers: int = 16) -> None:
+        self.settings = settings
+        self.graph = GraphStore(driver, settings.neo4j_database)
+        self.graph.ensure_schema()
+        self.incidents = IncidentStore(driver, settings.neo4j_database)
+        self._sink = _TimedSink(self.graph)
+        self.ingestor = Ingestor(self._sink, IngestConfig(bucket_seconds=settings.bucket_seconds))
+        consumer = IngestConsumer(self.ingestor)
+        self.ranker = RootCauseRanker()
+        setup_telemetry(self.stats, __version__)
+
+        interceptors = [TokenAuthInterceptor(settings.api_token.value)] if settings.api_token else []
+        self._grpc = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+            interceptors=interceptors,
+            options=[
+                ("grpc.max_receive_message_length", settings.max_request_bytes),
+                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ],
+            # Back-pressure: beyond this many RPCs in flight, new ones get
+            # RESOURCE_EXHAUSTED at once instead of queueing without bound.
+            maximum_concurrent_rpcs=max_workers * 4,
+        )
+        rootgraph_pb2_grpc.add_RootCauseServicer_to_server(
+            RootCauseServicer(self.graph, self.incidents, self.ranker, blast_radius,
+                              bucket_seconds=settings.bucket_seconds),
+            self._grpc,
+        )
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceServiceServicer(consumer), self._grpc)
+        self._health_servicer = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health_servicer, self._grpc)
+        reflection.enable_server_reflection((
+            rootgraph_pb2.DESCRIPTOR.services_by_name["RootCause"].full_name,
+            trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ), self._grpc)
+        self.health = HealthMonitor(self._health_servicer, self.graph.ping)
+
+        creds = server_credentials(tls.cert, tls.key, tls.client_ca) if tls else None
+        self.ports: dict[str, int] = {}
+        for name, addr in (("api", settings.api_address), ("otlp_grpc", settings.otlp_grpc_address)):
+            if name == "otlp_grpc" and addr == settings.api_address:
+                continue
+            port = self._grpc.add_secure_port(addr, creds) if creds else self._grpc.add_insecure_port(addr)
+            if port == 0:
+                raise OSError(f"{name}: cannot bind {addr} (address in use?)")
+            self.ports[name] = port
+        self._http = OtlpHttpServer(settings.otlp_http_address, consumer,
+                                    max_bytes=settings.max_request_bytes,
+                                    metrics=lambda: prometheus_text(self.stats()),
+                                    healthy=lambda: self.health.serving)
+        self.ports["otlp_http"] = self._http.port
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._every, args=(1.0, self._tick), name="pairing-expiry", daemon=True),
+            threading.Thread(target=self._every, args=(600.0, self._prune), name="retention", daemon=True),
+        ]
+
+    def stats(self) -> dict[str, float]:
+        out: dict[str, float] = dict(self.ingestor.stats())
+        out["neo4j_writes"] = self._sink.count
+        out["neo4j_write_ms_total"] = round(self._sink.total_ms, 3)
+        out["neo4j_write_ms_max"] = round(self._sink.max_ms, 3)
+        return out
+
+    def _every(self, interval_s: float, fn) -> None:  # noqa: ANN001
+        while not self._stop.wait(interval_s):
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - keep the loop alive; retried next round
+                log.warning("%s failed: %s", getattr(fn, "__name__", fn), type(exc).__name__)
+
+    def _tick(self) -> None:
+        if self.health.serving:
+            self.ingestor.tick()
+
+    def _prune(self) -> None:
+        now = time.time()
+        cutoff = int(now - self.settings.retention_hours * 3600)
+        self.graph.prune(older_than_s=cutoff, batch_ids_older_than_ms=int((now - 86400) * 1000))
+
+    def start(self) -> "App":
+        self._grpc.start()
+        self._http.start()
+        self.health.start()
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Graceful: refuse new RPCs, finish in-flight ones, then flush waiting halves."""
+        self._stop.set()
+        self._http.stop()
+        self._grpc.stop(grace_s).wait()
+        try:
+            self.ingestor.flush_all()
+        except Exception as exc:  # noqa: BLE001 - Neo4j gone at shutdown: say so
+            log.warning("could not flush waiting span halves at shutdown: %s", type(exc).__name__)
+        self.health.stop()
+
+    def wait(self) -> None:
+        self._grpc.wait_for_termination()

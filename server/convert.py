@@ -1,0 +1,160 @@
+"""Typed results ⇄ ``rootgraph.v1`` messages, and request validation.
+
+The only module that knows both the stages' dataclasses and the generated protobuf
+types; servicers call these functions and nothing else does the mapping.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from rootgraph.graph.model import Deployment, Window
+from rootgraph.inference.results import BlastRadius, Cause, Ranking
+from rootgraph.server.errors import InvalidRequest
+from rootgraph.v1 import rootgraph_pb2 as pb
+
+__all__ = [
+    "RankWindow", "rank_window", "ranking_to_proto", "blast_to_proto", "deployment_to_proto",
+    "deployment_from_request", "ts", "ts_seconds", "validate_entity_name",
+]
+
+MAX_NAME = 512
+MAX_TOP_K = 100
+MAX_WINDOW_S = 24 * 3600
+MAX_SYMPTOMS = 200
+
+
+def ts(seconds: float) -> Timestamp:
+    t = Timestamp()
+    t.FromNanoseconds(int(seconds * 1e9))
+    return t
+
+
+def ts_seconds(t: Timestamp, field: str) -> float:
+    if t.nanos < 0 or t.nanos >= 1_000_000_000:
+        raise InvalidRequest(field, f"nanos out of range: {t.nanos}")
+    if not 0 <= t.seconds <= 253402300799:  # 0001..9999 per Timestamp's definition, and >= epoch
+        raise InvalidRequest(field, f"timestamp out of range: {t.seconds}")
+    return t.seconds + t.nanos / 1e9
+
+
+def validate_entity_name(value: str, field: str) -> str:
+    if not value:
+        raise InvalidRequest(field, "must not be empty")
+    if len(value) > MAX_NAME:
+        raise InvalidRequest(field, f"longer than {MAX_NAME} characters")
+    if any(ord(c) < 32 for c in value):
+        raise InvalidRequest(field, "contains control characters")
+    return value
+
+
+@dataclass(frozen=True)
+class RankWindow:
+    incident: Window
+    baseline: Window
+    top_k: int
+    symptoms: tuple[str, ...]
+
+
+def _floor(t: float, b: int) -> int:
+    return int(t // b * b)
+
+
+def _ceil(t: float, b: int) -> int:
+    return int(-(-t // b) * b)
+
+
+def rank_window(req: pb.RankCausesRequest, bucket_s: int, now: float | None = None) -> RankWindow:
+    """Validate a RankCauses request and fill its defaults; windows snap to buckets."""
+    now = time.time() if now is None else now
+    end = ts_seconds(req.end, "end") if req.HasField("end") else now
+    start = ts_seconds(req.start, "start") if req.HasField("start") else end - 15 * 60
+    if end <= start:
+        raise InvalidRequest("end", "must be after start")
+    if end - start > MAX_WINDOW_S:
+        raise InvalidRequest("end", f"incident window longer than {MAX_WINDOW_S // 3600} h")
+    if req.HasField("baseline_start") != req.HasField("baseline_end"):
+        raise InvalidRequest("baseline_end", "baseline_start and baseline_end go together")
+    if req.HasField("baseline_start"):
+        bstart, bend = ts_seconds(req.baseline_start, "baseline_start"), ts_seconds(req.baseline_end, "baseline_end")
+        if bend <= bstart:
+            raise InvalidRequest("baseline_end", "must be after baseline_start")
+        if bend - bstart > 7 * MAX_WINDOW_S:
+            raise InvalidRequest("baseline_end", "baseline window longer than 7 days")
+    else:
+        bstart, bend = start - 30 * 60, start
+    top_k = req.top_k or 5
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise InvalidRequest("top_k", f"must be in 1..{MAX_TOP_K}, got {req.top_k}")
+    if len(req.symptoms) > MAX_SYMPTOMS:
+        raise InvalidRequest("symptoms", f"at most {MAX_SYMPTOMS} entries")
+    symptoms = tuple(validate_entity_name(s, "symptoms") for s in req.symptoms)
+    s0, s1 = _floor(start, bucket_s), _ceil(end, bucket_s)
+    b0, b1 = _floor(bstart, bucket_s), _floor(bend, bucket_s)
+    if b1 <= b0:
+        b1 = b0 + bucket_s
+    return RankWindow(Window(s0, s1), Window(b0, b1), top_k, symptoms)
+
+
+def deployment_to_proto(d: Deployment) -> pb.Deployment:
+    return pb.Deployment(
+        id=d.id, service=d.service, version=d.version, previous_version=d.previous_version,
+        at=ts(d.at_ms / 1000), commit=d.commit, source=d.source, attributes=dict(d.attributes),
+    )
+
+
+def deployment_from_request(req: pb.RecordDeploymentRequest, now: float | None = None) -> Deployment:
+    validate_entity_name(req.id, "id")
+    validate_entity_name(req.service, "service")
+    validate_entity_name(req.version, "version")
+    for field in ("commit", "previous_version", "source"):
+        if len(getattr(req, field)) > MAX_NAME:
+            raise InvalidRequest(field, f"longer than {MAX_NAME} characters")
+    if len(req.attributes) > 64:
+        raise InvalidRequest("attributes", "at most 64 entries")
+    for k, v in req.attributes.items():
+        if not k or len(k) > 128 or len(v) > 1024:
+            raise InvalidRequest("attributes", f"key {k[:40]!r}: keys 1..128, values up to 1024 characters")
+    at = ts_seconds(req.at, "at") if req.HasField("at") else (time.time() if now is None else now)
+    source = req.source or "api"
+    return Deployment(
+        id=req.id, service=req.service, version=req.version, at_ms=int(at * 1000),
+        previous_version=req.previous_version, commit=req.commit, source=source,
+        attributes=tuple(sorted(req.attributes.items())),
+    )
+
+
+def _cause(c: Cause) -> pb.Cause:
+    return pb.Cause(
+        entity=c.entity, kind=c.kind, probability=c.probability, rank=c.rank,
+        explanation=c.explanation,
+        evidence=[pb.Evidence(entity=e.entity, signal=e.signal, observed=e.observed,
+                              baseline=e.baseline, score=e.score, text=e.text) for e in c.evidence],
+        paths=[pb.Path(entities=list(p)) for p in c.paths],
+        deployments=[deployment_to_proto(d) for d in c.deployments],
+        suggested_actions=[pb.SuggestedAction(kind=a.kind.value, target=a.target, detail=a.detail,
+                                              to_version=a.to_version,
+                                              confidence=getattr(a, "confidence", 0.0))
+                           for a in c.suggested_actions],
+    )
+
+
+def ranking_to_proto(r: Ranking, incident_id: str, window: RankWindow) -> pb.RankCausesResponse:
+    return pb.RankCausesResponse(
+        incident_id=incident_id, causes=[_cause(c) for c in r.causes], symptoms=list(r.symptoms),
+        model_version=r.model_version, no_clear_cause=r.no_clear_cause, notes=list(r.notes),
+        start=ts(window.incident.start_s), end=ts(window.incident.end_s),
+    )
+
+
+def blast_to_proto(b: BlastRadius, model_version: str) -> pb.BlastRadiusResponse:
+    return pb.BlastRadiusResponse(
+        entity=b.entity, model_version=model_version,
+        entry_traffic_share_affected=b.entry_traffic_share_affected,
+        impacts=[pb.Impact(entity=i.entity, kind=i.kind, probability=i.probability, hops=i.hops,
+                           path=pb.Path(entities=list(i.path)), traffic_share=i.traffic_share)
+                 for i in b.impacts],
+    )

@@ -1,0 +1,182 @@
+"""The ``rootgraph.v1.RootCause`` servicer: validation, deadlines, audit, mapping.
+
+Wiring only: it reads the window from the graph stage, asks the inference stage, and
+records the answer as an ``(:Incident)``. Every dependency comes in through the
+constructor (STYLE.md #2), so tests can hand it a real store and a real ranker.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import time
+import uuid
+from typing import Callable, Protocol, Sequence
+
+import grpc
+from google.protobuf import json_format
+from opentelemetry import trace
+
+from rootgraph.graph.errors import NotFound
+from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord, IncidentStore
+from rootgraph.graph.model import Window, WindowData, encode_window
+from rootgraph.graph.store import GraphStore
+from rootgraph.inference.results import BlastRadius, Ranking
+from rootgraph.server.convert import (
+    blast_to_proto, deployment_from_request, rank_window, ranking_to_proto, ts,
+    ts_seconds, validate_entity_name,
+)
+from rootgraph.server.errors import InvalidRequest, grpc_errors
+from rootgraph.v1 import rootgraph_pb2 as pb
+from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
+
+__all__ = ["Ranker", "RootCauseServicer"]
+
+log = logging.getLogger("rootgraph.server")
+tracer = trace.get_tracer("rootgraph.server")
+
+#: Traffic shares for what-if queries come from this much history before ``at``.
+BLAST_HISTORY_S = 3600
+
+_ACTIONS = {v: k.removeprefix("REMEDIATION_ACTION_").lower()
+            for k, v in pb.RemediationAction.items()}
+_OUTCOMES = {v: k.removeprefix("OUTCOME_").lower() for k, v in pb.Outcome.items()}
+
+
+class Ranker(Protocol):
+    """What the servicer needs of inference (``inference.rank.RootCauseRanker``)."""
+
+    @property
+    def model_version(self) -> str: ...
+
+    def rank(self, window: WindowData, symptoms: Sequence[str] = (), top_k: int = 5) -> Ranking: ...
+
+
+def _remaining(context: grpc.ServicerContext, floor_s: float = 0.05) -> float | None:
+    """Seconds left before the caller's deadline (None: no deadline); fail fast if spent."""
+    left = context.time_remaining()
+    if left is None or left > 1e8:
+        return None
+    if left < floor_s:
+        raise TimeoutError("deadline exceeded")
+    return left
+
+
+class RootCauseServicer(pb_grpc.RootCauseServicer):
+    def __init__(self, graph: GraphStore, incidents: IncidentStore, ranker: Ranker,
+                 blast: Callable[[WindowData, str, str | None], BlastRadius], *,
+                 bucket_seconds: int = 60, clock: Callable[[], float] = time.time) -> None:
+        self._graph = graph
+        self._incidents = incidents
+        self._ranker = ranker
+        self._blast = blast
+        self._bucket = bucket_seconds
+        self._clock = clock
+
+    @grpc_errors
+    def RankCauses(self, request: pb.RankCausesRequest, context: grpc.ServicerContext) -> pb.RankCausesResponse:  # noqa: N802,E501
+        win = rank_window(request, self._bucket, self._clock())
+        with tracer.start_as_current_span("RankCauses.read_window"):
+            data = self._graph.read_window(win.incident, win.baseline, self._bucket,
+                                           timeout_s=_remaining(context))
+        _remaining(context)
+        with tracer.start_as_current_span("RankCauses.rank") as span:
+            ranking = self._ranker.rank(data, win.symptoms, win.top_k)
+            span.set_attribute("rootgraph.candidates", len(ranking.all_posteriors))
+        incident_id = f"inc-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(self._clock()))}-{uuid.uuid4().hex[:8]}"
+        response = ranking_to_proto(ranking, incident_id, win)
+        with tracer.start_as_current_span("RankCauses.record"):
+            self._incidents.save_incident(IncidentRecord(
+                id=incident_id, created_ms=int(self._clock() * 1000),
+                start_s=win.incident.start_s, end_s=win.incident.end_s,
+                baseline_start_s=win.baseline.start_s, baseline_end_s=win.baseline.end_s,
+                model_version=ranking.model_version, symptoms=ranking.symptoms,
+                no_clear_cause=ranking.no_clear_cause,
+                suspects=tuple((c.entity, c.rank, c.probability) for c in ranking.causes),
+                affects=tuple((s, 1.0) for s in ranking.symptoms if s in data.entities),
+                response_json=json_format.MessageToJson(response),
+                inputs_gz=gzip.compress(json.dumps(
+                    {"window": encode_window(data), "symptoms": list(win.symptoms),
+                     "top_k": win.top_k}, separators=(",", ":")).encode(), compresslevel=3),
+            ))
+        return response
+
+    @grpc_errors
+    def BlastRadius(self, request: pb.BlastRadiusRequest, context: grpc.ServicerContext) -> pb.BlastRadiusResponse:  # noqa: N802,E501
+        entity = validate_entity_name(request.entity, "entity")
+        if request.fault_kind not in ("", "errors", "latency"):
+            raise InvalidRequest("fault_kind", f"must be errors or latency, got {request.fault_kind[:40]!r}")
+        at = ts_seconds(request.at, "at") if request.HasField("at") else self._clock()
+        if self._graph.entity(entity) is None:
+            raise NotFound(f"entity: unknown entity {entity!r}")
+        end = int(-(-at // self._bucket) * self._bucket)
+        start = end - BLAST_HISTORY_S
+        data = self._graph.read_window(Window(start, end), Window(start - self._bucket, start),
+                                       self._bucket, timeout_s=_remaining(context))
+        if entity not in data.entities:
+            # Known entity, but no traffic in the last hour: use the whole stored graph.
+            data = self._graph.read_window(Window(0, end), Window(0, 1) if end > 1 else Window(0, 1),
+                                           self._bucket, timeout_s=_remaining(context))
+        _remaining(context)
+        result = self._blast(data, entity, request.fault_kind or None)
+        return blast_to_proto(result, self._ranker.model_version)
+
+    @grpc_errors
+    def RecordDeployment(self, request: pb.RecordDeploymentRequest, context: grpc.ServicerContext) -> pb.RecordDeploymentResponse:  # noqa: N802,E501
+        dep = deployment_from_request(request, self._clock())
+        created = self._graph.record_deployment(dep)
+        return pb.RecordDeploymentResponse(id=dep.id, created=created)
+
+    @grpc_errors
+    def SubmitFeedback(self, request: pb.SubmitFeedbackRequest, context: grpc.ServicerContext) -> pb.SubmitFeedbackResponse:  # noqa: N802,E501
+        validate_entity_name(request.feedback_id, "feedback_id")
+        validate_entity_name(request.incident_id, "incident_id")
+        if request.none_of_these == bool(request.confirmed_cause):
+            raise InvalidRequest("confirmed_cause", "give a confirmed cause or set none_of_these, not both")
+        if request.confirmed_cause:
+            validate_entity_name(request.confirmed_cause, "confirmed_cause")
+        if request.action not in _ACTIONS:
+            raise InvalidRequest("action", f"unknown value {request.action}")
+        if request.outcome not in _OUTCOMES:
+            raise InvalidRequest("outcome", f"unknown value {request.outcome}")
+        for field in ("confirmed_by", "note"):
+            if len(getattr(request, field)) > 4096:
+                raise InvalidRequest(field, "longer than 4096 characters")
+        created = self._incidents.submit_feedback(FeedbackRecord(
+            id=request.feedback_id, incident_id=request.incident_id,
+            confirmed_cause=request.confirmed_cause, none_of_these=request.none_of_these,
+            action=_ACTIONS[request.action], outcome=_OUTCOMES[request.outcome],
+            confirmed_by=request.confirmed_by, note=request.note, at_ms=int(self._clock() * 1000),
+        ))
+        return pb.SubmitFeedbackResponse(feedback_id=request.feedback_id, created=created)
+
+    @grpc_errors
+    def GetIncident(self, request: pb.GetIncidentRequest, context: grpc.ServicerContext) -> pb.GetIncidentResponse:  # noqa: N802,E501
+        validate_entity_name(request.incident_id, "incident_id")
+        rec = self._incidents.get_incident(request.incident_id)
+        ranking = json_format.Parse(rec.response_json, pb.RankCausesResponse())
+        evidence = json.loads(gzip.decompress(rec.inputs_gz)) if rec.inputs_gz else {}
+        action_ids = {v: k for k, v in _ACTIONS.items()}
+        outcome_ids = {v: k for k, v in _OUTCOMES.items()}
+        return pb.GetIncidentResponse(
+            ranking=ranking, created=ts(rec.created_ms / 1000),
+            baseline_start=ts(rec.baseline_start_s), baseline_end=ts(rec.baseline_end_s),
+            evidence_json=json.dumps(evidence, separators=(",", ":")),
+            feedback=[pb.Feedback(
+                feedback_id=f.id, confirmed_cause=f.confirmed_cause, none_of_these=f.none_of_these,
+                action=action_ids.get(f.action, 0), outcome=outcome_ids.get(f.outcome, 0),
+                confirmed_by=f.confirmed_by, note=f.note, at=ts(f.at_ms / 1000),
+            ) for f in rec.feedback],
+        )
+
+    @grpc_errors
+    def GetServiceGraph(self, request: pb.GetServiceGraphRequest, context: grpc.ServicerContext) -> pb.GetServiceGraphResponse:  # noqa: N802,E501
+        entities, calls, runs = self._graph.service_graph()
+        return pb.GetServiceGraphResponse(
+            entities=[pb.Entity(id=e.id, name=e.name, namespace=e.namespace, kind=e.kind.value)
+                      for e in entities],
+            edges=[pb.Edge(caller=a, callee=b, calls=c, errors=e, **{"async": x})
+                   for a, b, c, e, x in calls],
+            runs_on=[pb.RunsOn(entity=a, infra=b) for a, b in runs],
+        )
