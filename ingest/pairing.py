@@ -62,7 +62,7 @@ instrumented under the same name.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -183,6 +183,14 @@ class Pairer:
                 self._pair_waiters(txn, s, waiting[1], calls)
                 if kind == KIND_PRODUCER:  # fan-out: later consumers may still come
                     clients.put(key, now, (s, True))
+            elif kind == KIND_SERVER and s.parent_span_id:  # fast path of the branch below
+                key = (s.trace_id, s.parent_span_id)
+                if clients.get(key) is None or not self._pair_inbound(txn, s, (key,), calls):
+                    prev = servers.get(key)
+                    if prev is None:
+                        servers.put(key, now, ((s, True),))
+                    else:
+                        servers.put(key, prev[0], prev[1] + ((s, True),))
             elif kind == KIND_SERVER or kind == KIND_CONSUMER:
                 keys = self._inbound_keys(s)
                 if not keys:
@@ -210,7 +218,7 @@ class Pairer:
                 keys.append(parent)
         return keys
 
-    def _pair_inbound(self, txn: PairingTxn, s: Span, keys: list[Key], calls: list[Call]) -> bool:
+    def _pair_inbound(self, txn: PairingTxn, s: Span, keys: Sequence[Key], calls: list[Call]) -> bool:
         clients = txn.clients
         for key in keys:
             entry = clients.get(key)
@@ -254,8 +262,11 @@ class Pairer:
                 servers.pop(key)
 
     def _paired(self, out: Span, inbound: Span) -> Call:
+        entities = self._entities
         return Call(
-            self.service(out), self.service(inbound), out.start_ns, out.end_ns - out.start_ns,
+            entities.get(out.service) or self.service(out),
+            entities.get(inbound.service) or self.service(inbound),
+            out.start_ns, out.end_ns - out.start_ns,
             out.error or inbound.error, out.kind == KIND_PRODUCER or inbound.kind == KIND_CONSUMER,
             out.trace_id + out.span_id,
         )

@@ -66,6 +66,9 @@ def compute_self_time(spans: list[Span], txn: PairingTxn) -> None:
                     bucket.extend(items)
             return  # else a nested outbound span: covered by that span's own interval
 
+    # Membership pre-checks on the overlay's dicts avoid a method call per span in the
+    # common case (nothing parked for this span); pop() still applies removal rules.
+    added, base = children.added, children.base
     entries: list[Span] = []
     for s in spans:
         kind = s.kind
@@ -76,17 +79,20 @@ def compute_self_time(spans: list[Span], txn: PairingTxn) -> None:
                 local.setdefault(key, []).append((s.start_ns, s.end_ns, s.error))
         elif kind == KIND_CLIENT or kind == KIND_PRODUCER:
             route(s.trace_id, s.parent_span_id, ((s.start_ns, s.end_ns, s.error),))
-            if children.size:
-                children.pop((s.trace_id, s.span_id))  # nested outbound: covered by s
-        elif children.size:  # INTERNAL with a parent: forward what was parked on it
-            parked = children.pop((s.trace_id, s.span_id))
-            if parked is not None:
-                route(s.trace_id, s.parent_span_id, parked[1])
+            key = (s.trace_id, s.span_id)
+            if key in added or key in base:
+                children.pop(key)  # nested outbound: covered by s
+        else:  # INTERNAL with a parent: forward what was parked on it
+            key = (s.trace_id, s.span_id)
+            if key in added or key in base:
+                parked = children.pop(key)
+                if parked is not None:
+                    route(s.trace_id, s.parent_span_id, parked[1])
 
     for s in entries:
         key = (s.trace_id, s.span_id)
         items = local.get(key)
-        if children.size:
+        if key in added or key in base:
             parked = children.pop(key)
             if parked is not None:
                 items = (items or []) + list(parked[1])

@@ -92,7 +92,8 @@ CICD_KEYS = frozenset({
 })
 SPAN_KEYS = PEER_KEYS | CICD_KEYS
 #: Any of these marks a span as CI/CD pipeline telemetry, never service traffic.
-_CICD_MARKERS = ("cicd.pipeline.task.type", "cicd.pipeline.name", "cicd.pipeline.run.id")
+_CICD_NEEDLE = b"cicd.pipeline."
+_CICD_MARKERS = frozenset({"cicd.pipeline.task.type", "cicd.pipeline.name", "cicd.pipeline.run.id"})
 RESOURCE_KEYS = frozenset({
     "service.name", "service.namespace", "service.version", "host.name", "k8s.node.name",
     "k8s.pod.name",
@@ -127,10 +128,13 @@ class Span:
     start_ns: int
     end_ns: int
     error: bool
-    #: only the keys of :data:`SPAN_KEYS` that the span carries, values as strings
+    #: the keys of :data:`SPAN_KEYS` the span carries, values as strings. Filled for
+    #: CLIENT/PRODUCER/CONSUMER spans (peers) and for CI/CD spans; SERVER and INTERNAL
+    #: spans of a payload without any ``cicd.pipeline.`` text get {} (nothing reads them)
     attrs: dict[str, str]
     #: infra entity ids of the resource, e.g. ``("host:h1", "pod:p-1")``; shared tuple
     infra: tuple[str, ...]
+    #: (trace_id, span_id) of span links; read for CONSUMER spans only (pairing)
     links: tuple[tuple[bytes, bytes], ...] = ()
     #: True for CI/CD pipeline spans (see :data:`CICD_KEYS`): not service traffic
     cicd: bool = False
@@ -159,10 +163,12 @@ def decode(
 ) -> DecodeResult:
     """Decode one OTLP trace request into spans; raises :class:`MalformedPayload`."""
     if isinstance(payload, ExportTraceServiceRequest):
-        request = payload
-    else:
-        request = _parse(payload, content_type)
-    return _walk(request, max_name_len, max_value_len)
+        return _walk(payload, max_name_len, max_value_len, True)
+    # Attribute keys are stored verbatim in both encodings, so one C-speed substring
+    # search tells whether any span can be a CI/CD span; if none can, SERVER and
+    # INTERNAL spans need no attributes at all (the costliest part of decoding).
+    maybe_cicd = _CICD_NEEDLE in payload
+    return _walk(_parse(payload, content_type), max_name_len, max_value_len, maybe_cicd)
 
 
 def _parse(payload: bytes, content_type: str) -> ExportTraceServiceRequest:
@@ -281,12 +287,15 @@ def _resource(resource: Any, max_name_len: int, max_value_len: int) -> tuple[str
     return (service, name, namespace, version, infra)  # type: ignore[return-value]
 
 
-def _walk(request: ExportTraceServiceRequest, max_name_len: int, max_value_len: int) -> DecodeResult:
+def _walk(
+    request: ExportTraceServiceRequest, max_name_len: int, max_value_len: int, maybe_cicd: bool
+) -> DecodeResult:
     spans: list[Span] = []
     append = spans.append
     reasons: Counter[str] = Counter()
     clamped = 0
     wanted = SPAN_KEYS
+    markers = _CICD_MARKERS
     for rs in request.resource_spans:
         res = _resource(rs.resource, max_name_len, max_value_len)
         if isinstance(res, str):
@@ -318,26 +327,34 @@ def _walk(request: ExportTraceServiceRequest, max_name_len: int, max_value_len: 
                 if end < start:
                     end = start
                     clamped += 1
+                kind = sp.kind
+                if not 0 < kind <= KIND_CONSUMER:  # UNSPECIFIED or unknown future kinds
+                    kind = KIND_INTERNAL
                 attrs: dict[str, str] = {}
-                for kv in sp.attributes:
+                cicd = False
+                for kv in sp.attributes if maybe_cicd or kind > KIND_SERVER else ():
                     key = kv.key
                     if key in wanted:
-                        value = _value(kv.value, max_value_len)
-                        if value is not None:
-                            attrs[key] = value
+                        any_value = kv.value
+                        value = any_value.string_value  # the common case, without WhichOneof
+                        if not value:
+                            value = _value(any_value, max_value_len)
+                            if value is None:
+                                continue
+                        elif len(value) > max_value_len:
+                            value = value[:max_value_len]
+                        attrs[key] = value
+                        if key in markers:
+                            cicd = True
                 links: tuple[tuple[bytes, bytes], ...] = ()
-                if sp.links:
+                if kind == KIND_CONSUMER and sp.links:
                     links = tuple(
                         (ln.trace_id, ln.span_id) for ln in sp.links
                         if len(ln.trace_id) == 16 and len(ln.span_id) == 8
                     )
-                kind = sp.kind
-                if not 0 < kind <= KIND_CONSUMER:  # UNSPECIFIED or unknown future kinds
-                    kind = KIND_INTERNAL
                 span_name = sp.name
                 if len(span_name) > max_value_len:
                     span_name = span_name[:max_value_len]
-                cicd = bool(attrs) and any(m in attrs for m in _CICD_MARKERS)
                 append(Span(
                     trace_id, span_id, parent, service, name, namespace, version, kind,
                     span_name, start, end, sp.status.code == _STATUS_ERROR, attrs, infra,

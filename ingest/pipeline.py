@@ -1,0 +1,200 @@
+"""The ingest stage's public face: OTLP payloads in, one idempotent delta per batch out.
+
+:class:`Ingestor` only wires the engine (STYLE.md #5): decode (``spans``) → pair against
+the store in a transaction (``pairing``, ``store``) → self time (``selftime``) →
+aggregate (``aggregate``) → ``sink.apply_delta`` → commit the transaction.
+
+Why commit last: if the sink raises, nothing is remembered, so the client's retry of the
+same spans pairs and counts them exactly once. Why the batch id is a hash of the sorted
+(trace_id, span_id) of the accepted spans: a re-sent batch gets the same id whatever its
+byte order, and the store's dedup on ``batch_id`` makes it a no-op. On a duplicate the
+transaction is discarded (the spans were paired when first applied) — unless this
+process never committed that batch, i.e. the sink applied it but the acknowledgement was
+lost; then the pairing is committed now so the store matches the graph.
+
+Halves that expire as time passes are emitted in the next batch's delta, or by
+:meth:`Ingestor.tick` (called periodically by the server) in a delta of their own whose
+id derives from the expired spans. One lock serialises everything: the store is not
+thread-safe, and batches must commit in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from rootgraph.graph.model import GraphDelta
+from rootgraph.ingest.aggregate import aggregate
+from rootgraph.ingest.config import IngestConfig
+from rootgraph.ingest.deployments import cicd_deployment
+from rootgraph.ingest.pairing import Call, Pairer
+from rootgraph.ingest.selftime import compute_self_time
+from rootgraph.ingest.sink import DeltaSink
+from rootgraph.ingest.spans import MalformedPayload, decode
+from rootgraph.ingest.store import PairingTxn, PendingStore
+
+__all__ = ["IngestResult", "Ingestor"]
+
+_PAIRING_COUNTERS = (
+    "paired", "expired", "evicted_when_full", "unpaired_client", "unpaired_server", "virtual",
+    "self_time_expired", "self_time_evicted",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """Outcome of one request: what was accepted/rejected, and whether it was a re-send."""
+
+    accepted_spans: int
+    rejected_spans: int
+    reasons: Mapping[str, int] = field(default_factory=dict)
+    duplicate: bool = False
+    batch_id: str = ""
+
+
+class Ingestor:
+    """Turns OTLP trace requests into graph deltas for a :class:`DeltaSink`."""
+
+    def __init__(
+        self,
+        sink: DeltaSink,
+        config: IngestConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = (config or IngestConfig()).validate()
+        self._sink = sink
+        cfg = self._config
+        self._store = PendingStore(
+            cfg.pending_max_entries, cfg.pending_ttl_s,
+            max_child_entries=cfg.self_time_max_entries, child_ttl_s=cfg.self_time_ttl_s,
+            clock=clock,
+        )
+        self._pairer = Pairer()
+        self._lock = threading.Lock()
+        self._committed: OrderedDict[str, None] = OrderedDict()
+        self._counters: Counter[str] = Counter()
+
+    @property
+    def config(self) -> IngestConfig:
+        return self._config
+
+    def ingest_request(
+        self, payload: bytes | ExportTraceServiceRequest, content_type: str = "application/x-protobuf"
+    ) -> IngestResult:
+        """Decode, pair, aggregate and apply one OTLP request.
+
+        Raises ``MalformedPayload`` for undecodable input and re-raises the sink's
+        (retryable) errors after discarding the batch's pairing.
+        """
+        with self._lock:
+            cfg = self._config
+            c = self._counters
+            c["requests"] += 1
+            try:
+                decoded = decode(
+                    payload, content_type,
+                    max_name_len=cfg.max_service_name_len, max_value_len=cfg.max_attribute_value_len,
+                )
+            except MalformedPayload:
+                c["requests_malformed"] += 1
+                raise
+            spans = decoded.spans
+            c["spans_received"] += len(spans) + decoded.rejected
+            c["spans_rejected"] += decoded.rejected
+            c["spans_clamped"] += decoded.clamped
+            for reason, count in decoded.reasons.items():
+                c[f"rejected:{reason}"] += count
+            if not spans:
+                return IngestResult(0, decoded.rejected, dict(decoded.reasons))
+            batch_id = "spans:" + _digest(s.trace_id + s.span_id for s in spans)
+            txn = self._store.begin()
+            traffic = [s for s in spans if not s.cicd]
+            cicd = [s for s in spans if s.cicd] if len(traffic) != len(spans) else []
+            # pair before expiring, so a partner arriving just after the TTL still pairs
+            calls = self._pairer.pair(txn, traffic)
+            calls += self._pairer.expire(txn)
+            compute_self_time(traffic, txn)
+            deployments = [d for d in map(cicd_deployment, cicd) if d is not None]
+            c["cicd_spans"] += len(cicd)
+            delta = aggregate(
+                batch_id, traffic, calls, bucket_seconds=cfg.bucket_seconds,
+                deployments=deployments, span_count=len(spans),
+            )
+            applied = self._apply(delta, txn)
+            c["spans_accepted"] += len(spans)
+            return IngestResult(len(spans), decoded.rejected, dict(decoded.reasons), not applied, batch_id)
+
+    def tick(self) -> int:
+        """Emit halves whose TTL has passed; returns the number of fallback calls."""
+        with self._lock:
+            txn = self._store.begin()
+            return self._emit(txn, self._pairer.expire(txn))
+
+    def flush_all(self) -> int:
+        """Graceful shutdown: degrade every waiting half now and apply the result."""
+        with self._lock:
+            txn = self._store.begin()
+            return self._emit(txn, self._pairer.expire(txn, everything=True))
+
+    def stats(self) -> dict[str, int]:
+        """Counters (monotonic) and gauges (``pending_*``) for metrics export."""
+        with self._lock:
+            out = dict(self._counters)
+            for name in _PAIRING_COUNTERS:
+                out[name] = self._store.counters.get(name, 0)
+            out.update(self._store.sizes())
+            for name in ("requests", "requests_malformed", "spans_received", "spans_accepted", "spans_rejected",
+                         "spans_clamped", "batches_applied", "batches_duplicate", "batches_failed",
+                         "cicd_spans", "deployments"):
+                out.setdefault(name, 0)
+            return out
+
+    # internals ----------------------------------------------------------------------
+
+    def _emit(self, txn: PairingTxn, calls: list[Call]) -> int:
+        if not calls:
+            txn.commit()  # silent expiries (matched producers, parked self-time intervals)
+            return 0
+        batch_id = "expiry:" + _digest(c.origin for c in calls)
+        delta = aggregate(batch_id, (), calls, bucket_seconds=self._config.bucket_seconds, span_count=0)
+        self._apply(delta, txn)
+        return len(calls)
+
+    def _apply(self, delta: GraphDelta, txn: PairingTxn) -> bool:
+        c = self._counters
+        try:
+            applied = self._sink.apply_delta(delta)
+        except Exception:
+            c["batches_failed"] += 1
+            raise
+        if applied:
+            c["batches_applied"] += 1
+            c["deployments"] += len(delta.deployments)
+            self._commit(txn, delta.batch_id)
+        elif delta.batch_id not in self._committed:
+            # The sink has it but we never committed: the ack of a successful write was
+            # lost. Commit so the pairing memory matches what the graph holds.
+            c["batches_duplicate"] += 1
+            c["duplicates_recovered"] += 1
+            self._commit(txn, delta.batch_id)
+        else:
+            c["batches_duplicate"] += 1
+        return applied
+
+    def _commit(self, txn: PairingTxn, batch_id: str) -> None:
+        txn.commit()
+        self._committed[batch_id] = None
+        self._committed.move_to_end(batch_id)
+        while len(self._committed) > self._config.committed_batch_memory:
+            self._committed.popitem(last=False)
+
+
+def _digest(ids: Iterable[bytes]) -> str:
+    """sha256 over the sorted ids: independent of the order spans arrived in."""
+    return hashlib.sha256(b"".join(sorted(ids))).hexdigest()
