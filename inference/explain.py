@@ -1,0 +1,127 @@
+"""Human-readable explanations: evidence with figures, propagation paths, why-not.
+
+Paths follow the model's propagation DAG (after cycle breaking) in the caller
+direction, through anomalous entities only: a path is how the fault plausibly reached
+a symptom. Targets are the caller-named symptoms, else the *outermost* anomalous
+entities (no anomalous caller), which is what users see.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rootgraph.graph.model import Deployment
+from rootgraph.inference.evidence import INFRA_KINDS, WindowEvidence
+from rootgraph.inference.model import CausalModel
+from rootgraph.inference.results import EvidenceItem
+
+MAX_PATHS = 5
+
+
+def caller_map(model: CausalModel) -> dict[str, list[str]]:
+    """callee -> callers over kept edges; infra -> services running on it."""
+    up: dict[str, list[str]] = {}
+    for caller, callee in sorted(model.strengths):
+        up.setdefault(callee, []).append(caller)
+    for svc, hosts in sorted(model.hosts_of.items()):
+        for h in hosts:
+            up.setdefault(h, []).append(svc)
+    return up
+
+
+def bfs_up(up: dict[str, list[str]], start: str, allowed: set[str] | None = None) -> dict[str, str | None]:
+    """Breadth-first predecessors from ``start`` in the caller direction."""
+    prev: dict[str, str | None] = {start: None}
+    q = deque([start])
+    while q:
+        x = q.popleft()
+        for c in up.get(x, ()):
+            if c not in prev and (allowed is None or c in allowed):
+                prev[c] = x
+                q.append(c)
+    return prev
+
+
+def path_to(prev: dict[str, str | None], target: str) -> tuple[str, ...]:
+    out = [target]
+    while prev[out[-1]] is not None:
+        out.append(prev[out[-1]])  # type: ignore[arg-type]
+    return tuple(reversed(out))
+
+
+def propagation_paths(model: CausalModel, ev: WindowEvidence, cause: str,
+                      up: dict[str, list[str]]) -> tuple[tuple[str, ...], ...]:
+    anomalous = {x for x, e in ev.entities.items() if e.anomalous}
+    prev = bfs_up(up, cause, anomalous | {cause})
+    forced = [s for s in ev.symptoms if ev.entities[s].forced]
+    if forced:
+        targets = forced
+    else:
+        targets = [s for s in ev.symptoms if not any(c in anomalous for c in up.get(s, ()))]
+    paths = [path_to(prev, t) for t in targets if t in prev]
+    paths.sort(key=lambda p: (-len(p), p))
+    return tuple(paths[:MAX_PATHS])
+
+
+def _ago(minutes: float) -> str:
+    m = round(minutes)
+    return "less than a minute" if m < 1 else ("1 minute" if m == 1 else f"{m} minutes")
+
+
+def deployment_items(entity: str, deps: tuple[Deployment, ...], onset_s: int | None,
+                     incident_start_s: int) -> list[EvidenceItem]:
+    ref = onset_s if onset_s is not None else incident_start_s
+    out = []
+    for d in deps:
+        delta = ref - d.at_ms / 1000.0
+        when = f"{_ago(delta / 60)} before onset" if delta >= 0 else f"{_ago(-delta / 60)} after onset"
+        prev = f" (from {d.previous_version})" if d.previous_version else ""
+        out.append(EvidenceItem(entity, "deployment", d.at_ms / 1000.0, float(ref), 1.0,
+                                f"deployed {d.version}{prev} {when}"))
+    return out
+
+
+def evidence_items(model: CausalModel, ev: WindowEvidence, entity: str) -> tuple[EvidenceItem, ...]:
+    """Items that raised ``entity``: its own, its hosted services' self time, deployments."""
+    e = ev.entities.get(entity)
+    items: list[EvidenceItem] = []
+    if e is not None and e.kind in INFRA_KINDS:
+        for svc, hosts in sorted(model.hosts_of.items()):
+            se = ev.entities.get(svc)
+            if entity in hosts and se is not None:
+                items.extend(i for i in se.items if i.signal in ("self_time", "exclusive_errors")
+                             or i.signal.startswith("latency"))
+    elif e is not None:
+        items.extend(sorted(e.items, key=lambda i: -i.score))
+        items.extend(deployment_items(entity, e.deployments, e.onset_s if e.onset_s is not None else ev.onset_s,
+                                      ev.window.incident.start_s))
+    return tuple(items)
+
+
+def explanation(entity: str, kind: str, p: float, items: tuple[EvidenceItem, ...],
+                paths: tuple[tuple[str, ...], ...]) -> str:
+    parts = [f"{entity} ({kind}): P(root cause) = {p:.2f}"]
+    if items:
+        parts.append("evidence: " + "; ".join(i.text for i in items[:4]))
+    else:
+        parts.append("no direct evidence; ranked from its prior and its neighbours")
+    if paths and len(paths[0]) > 1:
+        parts.append("propagation: " + ", ".join(" \u2192 ".join(p) for p in paths[:3]))
+    return ". ".join(parts) + "."
+
+
+def why_not(model: CausalModel, ev: WindowEvidence, top: str, other: str, p_top: float, p_other: float,
+            up: dict[str, list[str]]) -> str:
+    """One sentence on why ``other`` ranks below ``top``."""
+    e = ev.entities.get(other)
+    explained_by_top = other in bfs_up(up, top)
+    if e is not None and e.anomalous and e.instrumented and not e.self_anomalous:
+        by = top if explained_by_top else "its dependencies"
+        return (f"{other} (P={p_other:.2f}) has no exclusive errors or self-time increase: its anomaly "
+                f"is explained by {by}")
+    if e is not None and not e.anomalous:
+        dep = f" despite deploying {e.deployments[-1].version}" if e.deployments else ""
+        return f"{other} (P={p_other:.2f}) shows no anomaly{dep}"
+    if explained_by_top:
+        return f"{other} (P={p_other:.2f}) is downstream of {top} (P={p_top:.2f}), which explains it"
+    return f"{other} (P={p_other:.2f}) has weaker evidence than {top} (P={p_top:.2f})"

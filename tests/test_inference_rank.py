@@ -1,0 +1,178 @@
+"""Behaviour of RootCauseRanker on small hand-built incidents (issue 4)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from rootgraph.graph.model import BucketRow
+from rootgraph.inference import ActionKind, InvalidArgument, RootCauseRanker, UnknownEntity
+from rootgraph.inference.synthetic import Profile, WindowBuilder, generate_incident
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+BASE = Profile(rpm=100)
+PROPAGATED = BASE.with_(error_rate=0.4, exclusive_rate=0.002)
+ORIGIN = BASE.with_(error_rate=0.4, exclusive_rate=0.4)
+
+
+def rank(data, **kw):
+    return RootCauseRanker().rank(data, **kw)
+
+
+def test_database_fault_behind_several_services_ranks_the_database_first():
+    wb = WindowBuilder()
+    for s in ("orders", "billing", "shipping"):
+        wb.serve(s, BASE, PROPAGATED)
+        wb.call(s, "db:postgresql/orders", BASE, BASE.with_(error_rate=0.4))
+        wb.call("user", s, BASE)
+    r = rank(wb.build())
+    assert r.causes[0].entity == "db:postgresql/orders"
+    assert r.causes[0].probability > 0.8 and not r.no_clear_cause
+    top = r.causes[0]
+    assert any("error rate" in e.text and "baseline" in e.text for e in top.evidence)
+    assert ("db:postgresql/orders", "orders") in top.paths
+    assert top.suggested_actions[0].kind == ActionKind.FAILOVER
+    assert any("no exclusive errors" in n and "db:postgresql/orders" in n for n in r.notes)
+
+
+def test_fault_hidden_by_a_callers_fallback_still_ranks_the_callee():
+    wb = WindowBuilder()
+    wb.serve("checkout", BASE).call("user", "checkout", BASE)
+    wb.serve("recommendations", Profile(rpm=50), Profile(rpm=50, error_rate=0.6, exclusive_rate=0.6))
+    wb.call("checkout", "recommendations", Profile(rpm=50), Profile(rpm=50, error_rate=0.6))
+    r = rank(wb.build())
+    assert r.causes[0].entity == "recommendations"
+    assert r.causes[0].probability > 0.5
+
+
+def test_uninstrumented_external_behind_a_fallback_still_ranks_first():
+    wb = WindowBuilder()
+    wb.serve("checkout", BASE).call("user", "checkout", BASE)
+    wb.serve("cart", BASE).call("user", "cart", BASE)
+    for s in ("checkout", "cart"):
+        wb.call(s, "ext:api.stripe.com", Profile(rpm=40), Profile(rpm=40, error_rate=0.7))
+    r = rank(wb.build())
+    assert r.causes[0].entity == "ext:api.stripe.com"
+    assert r.causes[0].probability > r.causes[1].probability + 0.3
+
+
+def test_decoy_deployment_on_a_healthy_service_does_not_outrank_the_real_fault():
+    wb = WindowBuilder()
+    wb.serve("frontend", BASE, PROPAGATED).call("user", "frontend", BASE)
+    wb.serve("payments", BASE, ORIGIN)
+    wb.call("frontend", "payments", BASE, BASE.with_(error_rate=0.4))
+    wb.serve("search", BASE).call("frontend", "search", BASE)
+    wb.deploy("search", "3.1.0", 3, previous="3.0.9")
+    r = rank(wb.build())
+    assert r.causes[0].entity == "payments"
+    post = r.all_posteriors
+    assert post["search"] < 0.05 < post["payments"]
+
+
+def test_recent_deployment_on_the_cause_suggests_a_rollback_with_figures():
+    wb = WindowBuilder()
+    wb.serve("frontend", BASE, PROPAGATED).call("user", "frontend", BASE)
+    wb.serve("payments", BASE, ORIGIN, onset_minute=1)
+    wb.call("frontend", "payments", BASE, BASE.with_(error_rate=0.4), onset_minute=1)
+    wb.deploy("payments", "1.4.2", 2, previous="1.4.1")
+    r = rank(wb.build())
+    top = r.causes[0]
+    assert top.entity == "payments" and top.deployments[0].version == "1.4.2"
+    assert top.suggested_actions[0].kind == ActionKind.ROLLBACK
+    assert top.suggested_actions[0].to_version == "1.4.1"
+    texts = [e.text for e in top.evidence]
+    assert any(t.startswith("deployed 1.4.2") and "minutes before onset" in t for t in texts)
+    assert any(t.endswith("exclusive") for t in texts)
+    assert top.paths == (("payments", "frontend"),)
+
+
+def test_host_fault_with_self_time_up_on_several_services_ranks_the_host():
+    wb = WindowBuilder()
+    slow = BASE.with_(latency_ms=120, self_ms=100)
+    for s in ("a", "b", "c"):
+        wb.serve(s, BASE, slow).call("user", s, BASE).runs_on(s, "host:h1")
+    wb.serve("d", BASE).call("user", "d", BASE).runs_on("d", "host:h2")
+    r = rank(wb.build())
+    assert r.causes[0].entity == "host:h1" and r.causes[0].kind == "host"
+    assert {p[-1] for p in r.causes[0].paths} == {"a", "b", "c"}
+    assert {a.kind for a in r.causes[0].suggested_actions} >= {ActionKind.RESTART, ActionKind.SCALE}
+
+
+def test_leaf_error_burst_propagating_to_three_callers_ranks_the_leaf():
+    wb = WindowBuilder()
+    wb.serve("leaf", BASE, ORIGIN)
+    for s in ("x", "y", "z"):
+        wb.serve(s, BASE, PROPAGATED).call(s, "leaf", BASE, BASE.with_(error_rate=0.4))
+        wb.call("user", s, BASE)
+    r = rank(wb.build())
+    assert r.causes[0].entity == "leaf"
+    assert {p[-1] for p in r.causes[0].paths} == {"x", "y", "z"}
+
+
+def test_no_anomaly_is_no_clear_cause():
+    wb = WindowBuilder()
+    wb.serve("a", BASE).serve("b", BASE).call("a", "b", BASE).call("user", "a", BASE)
+    r = rank(wb.build())
+    assert r.no_clear_cause and r.causes == () and r.symptoms == ()
+    assert r.model_version == "prior-v1" and set(r.all_posteriors) == {"a", "b"}
+
+
+def test_low_traffic_two_of_three_errors_is_weaker_than_two_hundred_of_three_hundred():
+    def window(requests: int, errors: int):
+        # one-minute incident window: exactly `errors` of `requests` fail, exclusively
+        wb = WindowBuilder(incident_minutes=1, seed=11)
+        wb.serve("svc", Profile(rpm=requests, error_rate=0.0))
+        rows = list(wb.service_buckets["svc"])
+        rows = [r for r in rows if r.start_s < wb.incident_start]
+        h = rows[0].histogram
+        rows.append(BucketRow(wb.incident_start, requests, errors, 20.0 * requests, 6.0 * requests, errors, h))
+        wb.service_buckets["svc"] = tuple(rows)
+        return wb.build()
+
+    weak = rank(window(3, 2))
+    strong = rank(window(300, 200))
+    w_items = [e for e in weak.causes[0].evidence if e.signal == "error_rate"]
+    s_items = [e for e in strong.causes[0].evidence if e.signal == "error_rate"]
+    assert s_items and s_items[0].score == pytest.approx(1.0)
+    assert not w_items or w_items[0].score < 0.6
+    assert weak.all_posteriors["svc"] < strong.all_posteriors["svc"]
+
+
+def test_named_symptom_is_honoured_and_unknown_symptom_is_rejected():
+    wb = WindowBuilder()
+    wb.serve("a", BASE).call("user", "a", BASE)
+    data = wb.build()
+    r = rank(data, symptoms=["a"])
+    assert r.symptoms == ("a",) and r.causes[0].entity == "a"
+    with pytest.raises(UnknownEntity) as e:
+        rank(data, symptoms=["nope"])
+    assert "symptoms" in str(e.value)
+
+
+@pytest.mark.parametrize("top_k", [0, -1, 1.5, True])
+def test_top_k_must_be_a_positive_integer(top_k):
+    wb = WindowBuilder()
+    wb.serve("a", BASE)
+    with pytest.raises(InvalidArgument, match="top_k"):
+        rank(wb.build(), top_k=top_k)
+
+
+def test_top_k_limits_the_causes_and_ties_share_a_rank():
+    wb = WindowBuilder()
+    for s in ("p", "q", "r"):
+        wb.serve(s, BASE)
+    r = rank(wb.build(), symptoms=["p"], top_k=2)
+    assert len(r.causes) == 2
+    # q and r are indistinguishable: same posterior, same rank
+    assert r.causes[1].rank == 2
+    r3 = rank(wb.build(), symptoms=["p"], top_k=3)
+    assert r3.causes[1].rank == r3.causes[2].rank
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_generated_incident_ranks_the_injected_root_in_the_top_three(seed):
+    data, root = generate_incident(50, seed=seed)
+    r = rank(data, top_k=3)
+    assert root in [c.entity for c in r.causes]
