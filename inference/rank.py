@@ -37,6 +37,11 @@ class RootCauseRanker:
         self.min_probability = min_probability
         self.tie_tolerance = tie_tolerance
 
+    @property
+    def model_version(self) -> str:
+        """Version of the parameter set every answer of this ranker names."""
+        return self.params.version
+
     def rank(self, window: WindowData, symptoms: Sequence[str] = (), top_k: int = 5) -> Ranking:
         """Rank the candidates of ``window``; ``symptoms`` are forced anomalous.
 

@@ -99,7 +99,8 @@ class App:
             maximum_concurrent_rpcs=max_workers * 4,
         )
         rootgraph_pb2_grpc.add_RootCauseServicer_to_server(
-            RootCauseServicer(self.graph, self.incidents, self.ranker, blast_radius,
+            RootCauseServicer(self.graph, self.incidents, self.ranker,
+                              lambda w, e, k: blast_radius(w, e, k, params=self.ranker.params),
                               bucket_seconds=settings.bucket_seconds),
             self._grpc,
         )
@@ -117,7 +118,8 @@ class App:
         creds = server_credentials(tls.cert, tls.key, tls.client_ca) if tls else None
         self.ports: dict[str, int] = {}
         for name, addr in (("api", settings.api_address), ("otlp_grpc", settings.otlp_grpc_address)):
-            if name == "otlp_grpc" and addr == settings.api_address:
+            if name == "otlp_grpc" and addr == settings.api_address and not addr.endswith(":0"):
+                self.ports[name] = self.ports["api"]  # one port serves both
                 continue
             port = self._grpc.add_secure_port(addr, creds) if creds else self._grpc.add_insecure_port(addr)
             if port == 0:

@@ -20,7 +20,7 @@ from pathlib import Path
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from . import topologies
-from .export import OtlpJsonLinesExporter, live_exporter, make_processor
+from .export import OtlpJsonLinesExporter, SyncBatchSpanProcessor, live_exporter, make_processor
 from .faults import Fault, FaultEffects, FaultKind, bump_version
 from .providers import DeploymentEvent, ProviderPool
 from .topology import Topology
@@ -62,7 +62,7 @@ class ScenarioSpec:
     decoy_lead_s: float = 120.0
     start_epoch_s: int = DEFAULT_START_S
     tags: tuple[str, ...] = ()
-    min_error_share: float = 0.05
+    min_error_share: float = 0.01
     min_latency_ratio: float = 0.2
 
     def validate(self, topo: Topology) -> None:
@@ -148,7 +148,7 @@ class Labels:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def _plan(spec: ScenarioSpec, topo: Topology, inc_start: int, end: int):
+def _plan(spec: ScenarioSpec, topo: Topology, t0: int, inc_start: int, end: int):
     """Absolute fault windows and the deployments they (and the decoys) imply."""
     windows, deployments = [], []
     for f in spec.faults:
@@ -165,7 +165,7 @@ def _plan(spec: ScenarioSpec, topo: Topology, inc_start: int, end: int):
     onset = min((w[1] for w in windows), default=inc_start)
     for d in spec.decoys:
         previous = topo.services[d].version
-        at = max(0, onset - int(spec.decoy_lead_s * _S))
+        at = max(t0, onset - int(spec.decoy_lead_s * _S))  # never before the data starts
         deployments.append(DeploymentEvent(d, bump_version(previous), previous, at, decoy=True))
     return windows, deployments, onset
 
@@ -182,10 +182,11 @@ def run(spec: ScenarioSpec, exporter: SpanExporter, *, processor: str = "sync",
     t0 = int(spec.start_epoch_s * _S)
     inc_start = t0 + int(spec.baseline_s * _S)
     end = inc_start + int(spec.incident_s * _S)
-    windows, deployments, onset = _plan(spec, topo, inc_start, end)
+    windows, deployments, onset = _plan(spec, topo, t0, inc_start, end)
 
     recorder = TruthRecorder(onset)
-    pool = ProviderPool(topo, make_processor(exporter, processor), deployments, spec.seed)
+    proc = make_processor(exporter, processor)
+    pool = ProviderPool(topo, proc, deployments, spec.seed)
     engine = TrafficEngine(topo, pool, FaultEffects(topo, windows), recorder,
                            random.Random(f"{spec.seed}:engine"))
     arrivals = random.Random(f"{spec.seed}:arrivals")
@@ -232,15 +233,22 @@ def run(spec: ScenarioSpec, exporter: SpanExporter, *, processor: str = "sync",
         requests=requests,
         spans=engine.spans,
         tags=tuple(spec.tags),
-        extra={"providers": pool.provider_count},
+        extra={"providers": pool.provider_count,
+               **({"exported": proc.exported, "export_failed": proc.failed}
+                  if isinstance(proc, SyncBatchSpanProcessor) else {})},
     )
 
 
-def run_to_files(spec: ScenarioSpec, out_dir: str | Path, *, topology: Topology | None = None) -> Labels:
-    """Write ``traces.jsonl`` (OTLP JSON lines) and ``labels.json`` into ``out_dir``."""
+def run_to_files(spec: ScenarioSpec, out_dir: str | Path, *, topology: Topology | None = None,
+                 background: bool = True) -> Labels:
+    """Write ``traces.jsonl`` (OTLP JSON lines) and ``labels.json`` into ``out_dir``.
+
+    ``background`` moves JSON encoding to a worker process (see OtlpJsonLinesExporter).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    labels = run(spec, OtlpJsonLinesExporter(out / "traces.jsonl"), topology=topology)
+    exporter = OtlpJsonLinesExporter(out / "traces.jsonl", background=background)
+    labels = run(spec, exporter, topology=topology)
     labels.to_json(out / "labels.json")
     return labels
 

@@ -18,7 +18,6 @@ by the simulator compare directly with what inference ranks:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -266,8 +265,3 @@ class Topology:
         """Every entity id the topology can produce (services, backends, infra)."""
         ids = set(self.services) | {b.id for b in self.backends.values()} | set(self._by_infra)
         return ids
-
-
-def lognormal_mu(median_ms: float) -> float:
-    """``mu`` of a lognormal with the given median (``median = exp(mu)``)."""
-    return math.log(median_ms)

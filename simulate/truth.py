@@ -7,8 +7,9 @@ are the fault's (added self time, slower callees, a retry forced by a fault). Th
 per-span counterfactual, so background noise never enters the truth and a callee error
 swallowed by a fallback leaves the caller out.
 
-An entity is in the blast radius when, over the incident window, the fault caused at
-least ``min_error_share`` of its spans to fail, or added at least
+An entity is in the blast radius when, over the incident window (from the first onset),
+the fault caused at least ``min_error_share`` of its spans to fail (and at least
+``MIN_FAULT_ERRORS`` spans, so a handful of requests is not "anomalous"), or added at least
 ``min_latency_ratio`` × its baseline mean duration to its mean duration. Both
 thresholds are recorded in the labels.
 """
@@ -21,6 +22,7 @@ __all__ = ["EntityImpact", "TruthRecorder"]
 
 # Row layout (lists for speed; one row per entity and phase).
 _REQ, _ERR, _FERR, _DUR, _FDELAY = range(5)
+MIN_FAULT_ERRORS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,7 @@ class EntityImpact:
     incident_requests: int
     incident_error_rate: float
     incident_mean_ms: float
+    fault_errors: int
     fault_error_share: float
     fault_latency_ratio: float
 
@@ -76,6 +79,7 @@ class TruthRecorder:
                 incident_requests=i_req,
                 incident_error_rate=inc[_ERR] / i_req,
                 incident_mean_ms=round(i_mean, 3),
+                fault_errors=int(inc[_FERR]),
                 fault_error_share=inc[_FERR] / i_req,
                 fault_latency_ratio=inc[_FDELAY] / i_req / 1e6 / ref,
             ))
@@ -85,5 +89,6 @@ class TruthRecorder:
         """Entities the fault made anomalous (see the module docstring)."""
         return [
             i.entity for i in self.impacts()
-            if i.fault_error_share >= min_error_share or i.fault_latency_ratio >= min_latency_ratio
+            if (i.fault_error_share >= min_error_share and i.fault_errors >= MIN_FAULT_ERRORS)
+            or i.fault_latency_ratio >= min_latency_ratio
         ]

@@ -23,7 +23,9 @@ from rootgraph.graph.store import GraphStore
 @pytest.fixture(scope="session")
 def neo4j_settings() -> Settings:
     return load_settings(
-        local_instance="test",
+        # Separate instances let several test runs share a machine without clearing
+        # each other's data (CI uses the defaults).
+        local_instance=os.environ.get("ROOTGRAPH_TEST_INSTANCE", "test"),
         local_bolt_port=int(os.environ.get("ROOTGRAPH_TEST_BOLT_PORT", "17687")),
         local_http_port=int(os.environ.get("ROOTGRAPH_TEST_HTTP_PORT", "17474")),
         local_heap="768m",
