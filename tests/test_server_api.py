@@ -1,0 +1,251 @@
+"""Every RootCause RPC through a real server on loopback over the real Neo4j.
+
+Calls go through the generated stub (via the typed client) and, for the contract, a
+reflection-based client that knows nothing but the server's reflection service.
+"""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pool, message_factory
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from rootgraph.client import RootGraphClient
+from rootgraph.graph.model import GraphDelta, StatsBucket, WindowData
+from rootgraph.graph.store import GraphStore
+from rootgraph.inference.synthetic import Profile, WindowBuilder
+from rootgraph.v1 import rootgraph_pb2 as pb
+from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
+
+
+ALIGNED = 1_700_000_040  # a minute boundary, so the server's bucket snapping is a no-op
+
+
+def delta_from_window(w: WindowData, batch_id: str = "fixture") -> GraphDelta:
+    """Store a hand-built window exactly as ingest would (the inverse of read_window)."""
+    d = GraphDelta(batch_id=batch_id)
+    d.entities = dict(w.entities)
+
+    def bucket(r) -> StatsBucket:  # noqa: ANN001
+        return StatsBucket(r.requests, r.errors, r.duration_ms_sum, r.self_ms_sum, r.exclusive_errors,
+                           list(r.histogram))
+
+    for eid, rows in w.service_buckets.items():
+        for r in rows:
+            d.service_buckets[(eid, r.start_s)] = bucket(r)
+    for e in w.edges:
+        total = StatsBucket()
+        for r in e.buckets:
+            d.edge_buckets[(e.caller, e.callee, r.start_s)] = bucket(r)
+            total.add(bucket(r))
+        d.edges[(e.caller, e.callee)] = total
+        if e.is_async:
+            d.async_edges.add((e.caller, e.callee))
+    d.runs_on = {(s, h) for s, hosts in w.runs_on.items() for h in hosts}
+    d.deployments = list(w.deployments)
+    return d
+
+
+def db_incident() -> WindowData:
+    """user → frontend → checkout → db:postgresql/orders; the database starts failing."""
+    wb = WindowBuilder(start_s=ALIGNED)
+    broken = Profile(error_rate=0.4, exclusive_rate=0.0)
+    wb.serve("frontend", incident=broken)
+    wb.serve("checkout", incident=broken)
+    wb.call("user", "frontend", incident=broken)
+    wb.call("frontend", "checkout", incident=broken)
+    wb.call("checkout", "db:postgresql/orders", incident=Profile(error_rate=0.45))
+    wb.serve("catalogue")
+    wb.call("frontend", "catalogue")
+    wb.deploy("catalogue", "2.0.1", 3, previous="2.0.0")  # a decoy on a healthy service
+    return wb.build()
+
+
+@pytest.fixture()
+def incident(store: GraphStore) -> WindowData:
+    w = db_incident()
+    store.apply_delta(delta_from_window(w))
+    return w
+
+
+@pytest.fixture()
+def client(app):  # noqa: ANN001,ANN201
+    with RootGraphClient(f"127.0.0.1:{app.ports['api']}") as c:
+        yield c
+
+
+def test_rank_causes_blames_the_database_and_records_the_incident(client, incident, store, neo4j_driver) -> None:  # noqa: ANN001,E501
+    answer = client.rank_causes(incident.incident.start_s, incident.incident.end_s, top_k=3)
+    assert answer.causes[0].entity == "db:postgresql/orders"
+    assert answer.causes[0].rank == 1 and answer.causes[0].probability > 0.5
+    assert not answer.no_clear_cause
+    assert answer.model_version
+    assert "frontend" in answer.symptoms
+    assert any(p[0] == "db:postgresql/orders" for p in answer.causes[0].paths)
+    assert answer.causes[0].explanation
+    assert [c.entity for c in answer.causes].index("db:postgresql/orders") == 0
+    assert all(c.entity != "catalogue" for c in answer.causes[:1])  # the decoy deploy loses
+    with neo4j_driver.session() as s:
+        rows = s.run("MATCH (i:Incident {id: $id})-[r:SUSPECTS]->(e) RETURN e.id, r.rank ORDER BY r.rank",
+                     id=answer.incident_id).values()
+        blamed = s.run("MATCH (:Incident {id: $id})-[:BLAMES]->(e) RETURN e.id", id=answer.incident_id).values()
+    assert rows[0] == ["db:postgresql/orders", 1]
+    assert blamed == [["db:postgresql/orders"]]
+    recorded = client.get_incident(answer.incident_id)
+    assert [c.entity for c in recorded.ranking.causes] == [c.entity for c in answer.causes]
+    evidence = json.loads(recorded.evidence_json)
+    assert evidence["window"]["incident"] == [incident.incident.start_s, incident.incident.end_s]
+
+
+def test_rank_causes_validates_fields(client, incident) -> None:  # noqa: ANN001
+    s, e = incident.incident.start_s, incident.incident.end_s
+    cases = [
+        (dict(start=e, end=s), "end"),
+        (dict(start=s, end=e, top_k=1000), "top_k"),
+        (dict(start=s, end=e, symptoms=["x" * 600]), "symptoms"),
+        (dict(start=s, end=e, symptoms=["nope"]), None),
+    ]
+    for kwargs, field in cases:
+        with pytest.raises(grpc.RpcError) as err:
+            client.rank_causes(**kwargs)
+        if field is None:
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        else:
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert err.value.details().startswith(field)
+
+
+def test_rank_causes_with_nothing_anomalous_is_an_honest_no_clear_cause(client, store) -> None:  # noqa: ANN001
+    wb = WindowBuilder(start_s=ALIGNED)
+    wb.serve("a")
+    wb.call("user", "a")
+    w = wb.build()
+    store.apply_delta(delta_from_window(w))
+    answer = client.rank_causes(w.incident.start_s, w.incident.end_s)
+    assert answer.no_clear_cause
+
+
+def test_blast_radius_reaches_callers_transitively(client, incident) -> None:  # noqa: ANN001
+    br = client.blast_radius("db:postgresql/orders", at=incident.incident.end_s)
+    by = {i.entity: i for i in br.impacts}
+    assert by["checkout"].hops == 1 and by["frontend"].hops == 2
+    assert by["checkout"].probability >= by["frontend"].probability > 0
+    assert by["frontend"].path == ("db:postgresql/orders", "checkout", "frontend")
+    assert 0 < br.entry_traffic_share_affected <= 1
+    with pytest.raises(grpc.RpcError) as err:
+        client.blast_radius("no-such-service")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as err:
+        client.blast_radius("checkout", fault_kind="meteor")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_record_deployment_is_idempotent_and_validated(client, store) -> None:  # noqa: ANN001
+    assert client.record_deployment("checkout", "1.4.2", id="argo-1", commit="abc", previous_version="1.4.1",
+                                    at=1_700_000_000, attributes={"env": "prod"}) is True
+    assert client.record_deployment("checkout", "1.4.2", id="argo-1", at=1_700_000_000) is False
+    (dep,) = store.deployments()
+    assert (dep.service, dep.version, dep.previous_version, dep.commit) == ("checkout", "1.4.2", "1.4.1", "abc")
+    with pytest.raises(grpc.RpcError) as err:
+        client.record_deployment("", "1.0")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith("service")
+
+
+def test_submit_feedback_and_get_incident(client, incident) -> None:  # noqa: ANN001
+    answer = client.rank_causes(incident.incident.start_s, incident.incident.end_s)
+    assert client.submit_feedback("fb-1", answer.incident_id, confirmed_cause="db:postgresql/orders",
+                                  action="failover", outcome="resolved", confirmed_by="oncall") is True
+    assert client.submit_feedback("fb-1", answer.incident_id, confirmed_cause="db:postgresql/orders",
+                                  action="failover", outcome="resolved") is False
+    inc = client.get_incident(answer.incident_id)
+    assert [f.confirmed_cause for f in inc.feedback] == ["db:postgresql/orders"]
+    assert inc.feedback[0].action == pb.REMEDIATION_ACTION_FAILOVER
+    for kwargs, code in (
+        (dict(feedback_id="fb-2", incident_id="inc-missing", confirmed_cause="x"), grpc.StatusCode.NOT_FOUND),
+        (dict(feedback_id="fb-3", incident_id=answer.incident_id), grpc.StatusCode.INVALID_ARGUMENT),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            client.submit_feedback(**kwargs)
+        assert err.value.code() == code
+    with pytest.raises(grpc.RpcError) as err:
+        client.get_incident("inc-missing")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_service_graph(client, incident) -> None:  # noqa: ANN001
+    g = client.service_graph()
+    assert ("checkout", "db:postgresql/orders") in {(a, b) for a, b, *_ in g.edges}
+    assert ("db:postgresql/orders", "database") in g.entities
+
+
+def test_deadline_is_honoured(app, incident) -> None:  # noqa: ANN001
+    with grpc.insecure_channel(f"127.0.0.1:{app.ports['api']}") as ch:
+        stub = pb_grpc.RootCauseStub(ch)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.RankCauses(pb.RankCausesRequest(), timeout=0.001)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_health_is_serving_with_neo4j(app) -> None:  # noqa: ANN001
+    with grpc.insecure_channel(f"127.0.0.1:{app.ports['api']}") as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        for service in ("", "rootgraph.v1.RootCause"):
+            resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert resp.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_reflection_client_lists_services_and_calls_without_the_proto(app, incident) -> None:  # noqa: ANN001
+    with grpc.insecure_channel(f"127.0.0.1:{app.ports['api']}") as ch:
+        db = ProtoReflectionDescriptorDatabase(ch)
+        services = set(db.get_services())
+        assert {"rootgraph.v1.RootCause", "opentelemetry.proto.collector.trace.v1.TraceService",
+                "grpc.health.v1.Health"} <= services
+        pool = descriptor_pool.DescriptorPool(db)
+        method = pool.FindServiceByName("rootgraph.v1.RootCause").methods_by_name["GetServiceGraph"]
+        req_cls = message_factory.GetMessageClass(method.input_type)
+        resp_cls = message_factory.GetMessageClass(method.output_type)
+        call = ch.unary_unary("/rootgraph.v1.RootCause/GetServiceGraph",
+                              request_serializer=req_cls.SerializeToString,
+                              response_deserializer=resp_cls.FromString)
+        resp = call(req_cls(), timeout=10)
+        assert "db:postgresql/orders" in {e.id for e in resp.entities}
+        bad = pool.FindServiceByName("rootgraph.v1.RootCause").methods_by_name["BlastRadius"]
+        breq = message_factory.GetMessageClass(bad.input_type)(entity="nope")
+        with pytest.raises(grpc.RpcError) as err:
+            ch.unary_unary("/rootgraph.v1.RootCause/BlastRadius", request_serializer=type(breq).SerializeToString,
+                           response_deserializer=message_factory.GetMessageClass(bad.output_type).FromString)(
+                breq, timeout=10)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_unavailable_when_neo4j_is_unreachable() -> None:
+    """A server whose Neo4j is down answers UNAVAILABLE (retryable), not INTERNAL."""
+    from concurrent import futures
+
+    from neo4j import GraphDatabase
+
+    from rootgraph.graph.incidents import IncidentStore
+    from rootgraph.inference import RootCauseRanker, blast_radius
+    from rootgraph.server.rootcause import RootCauseServicer
+
+    driver = GraphDatabase.driver("bolt://127.0.0.1:1", auth=("neo4j", "x"), connection_timeout=1.0,
+                                  max_transaction_retry_time=0.5)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    pb_grpc.add_RootCauseServicer_to_server(
+        RootCauseServicer(GraphStore(driver), IncidentStore(driver), RootCauseRanker(), blast_radius), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with RootGraphClient(f"127.0.0.1:{port}") as c:
+            for call in (lambda: c.rank_causes(), lambda: c.service_graph(), lambda: c.blast_radius("x"),
+                         lambda: c.record_deployment("a", "1")):
+                with pytest.raises(grpc.RpcError) as err:
+                    call()
+                assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        server.stop(0)
+        driver.close()
