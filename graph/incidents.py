@@ -159,6 +159,15 @@ class IncidentStore(Repository):
             raise NotFound(f"incident_id: no incident {fb.incident_id!r}")
         return created
 
+    def labelled_incidents(self, limit: int = 10_000) -> list[tuple[str, str, bytes, FeedbackRecord]]:
+        """(incident id, model version, inputs_gz, latest feedback) of incidents with
+        feedback, oldest first: the training and evaluation data of ``inference.learning``."""
+        rows = self._read(lambda tx: tx.run(
+            "MATCH (f:Feedback)-[:ABOUT]->(i:Incident) WITH i, f ORDER BY f.at DESC "
+            "WITH i, collect(f)[0] AS f ORDER BY i.created, i.id LIMIT $n "
+            "RETURN i.id, i.model_version, i.inputs_gz, f", n=limit).values())
+        return [(i, v, bytes(gz or b""), _feedback(f)) for i, v, gz, f in rows]
+
     def recent_incidents(self, limit: int = 20) -> list[tuple[str, int, str, float]]:
         rows = self._read(lambda tx: tx.run(
             "MATCH (i:Incident) RETURN i.id, i.created, i.top_cause, i.top_probability "

@@ -25,6 +25,7 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
     "CREATE INDEX service_bucket_t IF NOT EXISTS FOR (b:ServiceBucket) ON (b.t)",
     "CREATE INDEX edge_bucket_t IF NOT EXISTS FOR (b:EdgeBucket) ON (b.t)",
     "CREATE INDEX deployment_at IF NOT EXISTS FOR (d:Deployment) ON (d.at)",
+    "CREATE INDEX deployment_service_version IF NOT EXISTS FOR (d:Deployment) ON (d.service, d.version)",
     "CREATE INDEX batch_at IF NOT EXISTS FOR (b:IngestBatch) ON (b.at)",
     "CREATE INDEX incident_created IF NOT EXISTS FOR (i:Incident) ON (i.created)",
     "CREATE INDEX entity_kind IF NOT EXISTS FOR (e:Entity) ON (e.kind)",

@@ -99,6 +99,8 @@ WHERE NOT r.version IN seen
 SET s.versions = seen + r.version, s.version = r.version, s.version_since = r.at
 WITH s, r, old
 WHERE old IS NOT NULL
+  // A CI/CD system may have reported this rollout already: one event, one record.
+  AND NOT EXISTS { MATCH (x:Deployment {service: r.svc, version: r.version}) }
 MERGE (d:Deployment {id: 'span-version:' + r.svc + ':' + r.version})
   ON CREATE SET d.service = r.svc, d.version = r.version, d.previous_version = old,
                 d.at = r.at, d.commit = '', d.source = 'span-version', d.attributes = []
@@ -115,6 +117,11 @@ MERGE (d:Deployment {id: r.id})
                 d.previous_version = r.previous_version, d.at = r.at, d.commit = r.commit,
                 d.source = r.source, d.attributes = r.attributes
 MERGE (d)-[:OF]->(s)
+WITH d, r
+// The explicit record (commit, attributes) replaces an implicit one of the same rollout.
+OPTIONAL MATCH (x:Deployment {service: r.service, version: r.version, source: 'span-version'})
+WHERE x.id <> d.id
+DETACH DELETE x
 RETURN count(*) AS n
 """
 

@@ -244,14 +244,17 @@ def render_ranking(answer, as_json: bool) -> None:  # noqa: ANN001
     if answer.no_clear_cause:
         console.print("[yellow]No clear cause: no candidate is probable enough to blame.[/yellow]")
     table = Table(title="Probable root causes")
-    for col in ("#", "entity", "kind", "P(fault)", "why", "suggested"):
+    for col in ("#", "entity", "kind", "P(fault)", "suggested (never executed)"):
         table.add_column(col, overflow="fold")
     for c in answer.causes:
         colour = "red" if c.probability >= 0.5 else "yellow" if c.probability >= 0.2 else "white"
         table.add_row(str(c.rank), f"[{colour}]{c.entity}[/{colour}]", c.kind, f"{c.probability:.2f}",
-                      c.explanation, "; ".join(f"{a.kind.value} {a.target} {a.to_version}".strip()
-                                              for a in c.suggested_actions))
+                      "; ".join(a.detail for a in c.suggested_actions[:2]))
     console.print(table)
+    for c in answer.causes[:3]:
+        if c.probability < 0.01 and c.rank > 1:
+            break
+        console.print(f"[bold]#{c.rank} {c.entity}[/bold]: {c.explanation}")
     for note in answer.notes:
         console.print(f"[dim]• {note}[/dim]")
 
@@ -392,6 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    # pgmpy 1.1 warns about its own deprecated re-exports on import; not the user's concern.
+    warnings.filterwarnings("ignore", message=".*pgmpy.estimators.StructureScore.*", category=FutureWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -133,3 +133,19 @@ def test_incident_is_written_once_with_suspects_and_feedback_is_idempotent(store
     assert incidents.get_incident("inc-1").feedback == (fb,)
     with pytest.raises(NotFound):
         incidents.submit_feedback(FeedbackRecord("fb-2", "nope", "", True, "none", "", "", "", 1))
+
+
+def test_explicit_and_implicit_records_of_one_rollout_are_one_deployment(store: GraphStore) -> None:
+    store.apply_delta(_delta("v1"))
+    store.record_deployment(Deployment(id="ci-7", service="shop/frontend", version="1.1.0", at_ms=690_000,
+                                       previous_version="1.0.0", commit="c0ffee", source="ci"))
+    d2 = _delta("v2")
+    d2.versions = {("shop/frontend", "1.1.0"): 700_000}
+    store.apply_delta(d2)  # the spans show the new version after CI reported it
+    assert [(d.id, d.commit) for d in store.deployments()] == [("ci-7", "c0ffee")]
+    d3 = _delta("v3")
+    d3.versions = {("shop/frontend", "1.2.0"): 800_000}
+    store.apply_delta(d3)  # implicit first …
+    store.record_deployment(Deployment(id="ci-8", service="shop/frontend", version="1.2.0", at_ms=790_000,
+                                       previous_version="1.1.0", source="ci"))  # … then CI reports it
+    assert [d.id for d in store.deployments()] == ["ci-7", "ci-8"]

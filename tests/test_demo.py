@@ -1,0 +1,25 @@
+"""The README's main job, end to end, on the test Neo4j: replay → rank → blast radius."""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+
+from rich.console import Console
+
+from rootgraph.demo import run_demo
+
+
+def test_demo_ranks_the_bad_deployment_first_and_not_the_decoy(neo4j_driver, neo4j_settings) -> None:  # noqa: ANN001
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = run_demo(neo4j_settings, console=Console(file=io.StringIO()), as_json=True)
+    result = json.loads(out.getvalue())
+    assert code == 0
+    assert result["truth"] == ["sock-shop/orders"] and result["rank_of_truth"] == 1
+    assert result["causes"][0]["entity"] == "sock-shop/orders"
+    assert result["causes"][0]["probability"] > 0.5
+    decoy = [c for c in result["causes"] if c["entity"] == "sock-shop/catalogue"]
+    assert not decoy or decoy[0]["probability"] < 0.1
+    assert any(i["entity"] == "sock-shop/front-end" for i in result["blast_radius"])
