@@ -23,3 +23,21 @@ def test_demo_ranks_the_bad_deployment_first_and_not_the_decoy(neo4j_driver, neo
     decoy = [c for c in result["causes"] if c["entity"] == "sock-shop/catalogue"]
     assert not decoy or decoy[0]["probability"] < 0.1
     assert any(i["entity"] == "sock-shop/front-end" for i in result["blast_radius"])
+
+
+def test_readme_browser_queries_return_the_demo_incident(neo4j_driver, neo4j_settings) -> None:  # noqa: ANN001
+    """Every Cypher query documented in the README answers with rows after the demo."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"```cypher\n(.*?)```", readme, re.S).group(1)
+    queries = [q.strip() for q in re.split(r"\n\s*\n", block) if q.strip()]
+    out = io.StringIO()
+    with redirect_stdout(out):
+        run_demo(neo4j_settings, console=Console(file=io.StringIO()), as_json=True)
+    assert len(queries) >= 6
+    with neo4j_driver.session() as s:
+        for q in queries:
+            rows = s.run(q).values()
+            assert rows, f"README query returned nothing after the demo:\n{q}"
