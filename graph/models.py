@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from neo4j import ManagedTransaction
 
-from rootgraph.graph.errors import GraphError, NotFound
+from rootgraph.graph.errors import Conflict, NotFound
 from rootgraph.graph.repository import Repository
 
 __all__ = ["ModelConflict", "ModelStore", "ModelVersionRecord"]
@@ -31,7 +31,7 @@ __all__ = ["ModelConflict", "ModelStore", "ModelVersionRecord"]
 STATUSES = ("candidate", "current", "retired")
 
 
-class ModelConflict(GraphError):
+class ModelConflict(Conflict):
     """A lifecycle change that the versions' state does not allow (not retryable)."""
 
 
@@ -69,13 +69,12 @@ class ModelStore(Repository):
 
         def work(tx: ManagedTransaction) -> None:
             tx.run(_LOCK).consume()
+            has_current = tx.run("MATCH (:ModelVersion {status: 'current'}) RETURN 1 LIMIT 1").single() is not None
             tx.run(
                 "MERGE (m:ModelVersion {version: $v}) "
                 "ON CREATE SET m.created = $now, m.parent = '', m.params_json = $p, m.metrics_json = '{}', "
-                "  m.status = CASE WHEN EXISTS { MATCH (:ModelVersion {status: 'current'}) } "
-                "                  THEN 'retired' ELSE 'current' END, "
-                "  m.history = ['created ' + toString($now)]",
-                v=version, p=params_json, now=now).consume()
+                "  m.status = $status, m.history = ['created ' + toString($now)]",
+                v=version, p=params_json, now=now, status="retired" if has_current else "current").consume()
 
         self._write(work)
 

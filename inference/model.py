@@ -61,8 +61,14 @@ from rootgraph.inference.errors import InvalidArgument
 class ModelParams:
     """Priors, detector rates and link bounds; ``version`` is recorded with every answer.
 
-    ``learned_priors`` ((entity, prior), ...) and ``learned_strengths``
-    ((caller, callee, strength), ...) are the hook the feedback issue fills.
+    ``learned_priors`` ((entity, prior), ...), ``learned_kind_priors`` ((kind, prior), ...)
+    and ``learned_strengths`` ((caller, callee, strength), ...) are filled by
+    ``inference/learning.py`` from confirmed incidents; ``action_stats``
+    ((action, context, resolved, total, confidence), ...) gives suggested actions a
+    confidence. A learned prior replaces the base rate; a recent deployment multiplies
+    its odds by ``odds(deploy_prior) / odds(base)``, so with nothing learned a deployed
+    candidate gets exactly ``deploy_prior``. A learned strength replaces the traffic-share
+    base of a link; the window's observed co-failure is still blended in.
     """
 
     version: str = "prior-v1"
@@ -83,6 +89,8 @@ class ModelParams:
     async_factor: float = 0.3
     learned_priors: tuple[tuple[str, float], ...] = ()
     learned_strengths: tuple[tuple[str, str, float], ...] = ()
+    learned_kind_priors: tuple[tuple[str, float], ...] = ()
+    action_stats: tuple[tuple[str, str, int, int, float], ...] = ()
     #: pockets whose elimination width exceeds this use loopy BP (see posterior.py)
     max_exact_width: int = 16
 
@@ -97,6 +105,13 @@ class ModelParams:
             raise InvalidArgument("min_strength", "must not exceed max_strength")
         if self.max_exact_width < 0:
             raise InvalidArgument("max_exact_width", "must be >= 0")
+        for name, pairs in (("learned_priors", self.learned_priors), ("learned_kind_priors", self.learned_kind_priors)):
+            for key, v in pairs:
+                if not 0.0 < v < 1.0:
+                    raise InvalidArgument(name, f"{key}: must be in (0, 1), got {v}")
+        for a, b, v in self.learned_strengths:
+            if not 0.0 < v < 1.0:
+                raise InvalidArgument("learned_strengths", f"{a}->{b}: must be in (0, 1), got {v}")
 
     def graded(self, strong: float, weak: float, strength: float) -> float:
         """False-alarm rate for a detector firing with ``strength`` (log-interpolated)."""
@@ -162,6 +177,15 @@ class CausalModel:
 
     def evidence(self) -> dict[str, int]:
         return {n.name: n.observed for n in self.nodes.values() if n.observed is not None}
+
+
+def odds(p: float) -> float:
+    """p / (1 - p), for combining prior factors multiplicatively without leaving (0, 1)."""
+    return p / (1.0 - p)
+
+
+def from_odds(o: float) -> float:
+    return o / (1.0 + o)
 
 
 def noisy_or_table(weights: list[float], leak: float) -> np.ndarray:
@@ -242,6 +266,7 @@ def build_model(ev: WindowEvidence, params: ModelParams | None = None, whatif: b
     data = ev.window
     ents = data.entities
     learned_p = dict(prm.learned_priors)
+    learned_k = dict(prm.learned_kind_priors)
     learned_w = {(c, e): w for c, e, w in prm.learned_strengths}
     cand: dict[str, EntityKind] = {}
     for eid, ent in ents.items():
@@ -263,7 +288,14 @@ def build_model(ev: WindowEvidence, params: ModelParams | None = None, whatif: b
     for x, kind in cand.items():
         e = ev.entities.get(x)
         base = prm.infra_prior if kind in INFRA_KINDS else prm.base_prior
-        priors[x] = learned_p.get(x, prm.deploy_prior if (e is not None and e.deployments) else base)
+        deployed = e is not None and bool(e.deployments)
+        if x not in learned_p and kind.value not in learned_k:
+            priors[x] = prm.deploy_prior if deployed else base
+            continue
+        p = learned_p.get(x, learned_k.get(kind.value, base))
+        if deployed:  # a deployment multiplies the odds, whatever the entity's history
+            p = from_odds(odds(p) * odds(prm.deploy_prior) / odds(prm.base_prior))
+        priors[x] = p
 
     traffic: dict[tuple[str, str], float] = {}
     for (caller, callee), edge in ev.edges.items():
@@ -277,12 +309,12 @@ def build_model(ev: WindowEvidence, params: ModelParams | None = None, whatif: b
     strengths: dict[tuple[str, str], float] = {}
     for key in kept:
         edge = ev.edges[key]
-        w = 0.3 + 0.65 * edge.share
+        learned = learned_w.get(key)
+        w = 0.3 + 0.65 * edge.share if learned is None else learned
         if edge.co_failure is not None and not whatif:
             w = 0.3 * w + 0.7 * edge.co_failure
-        if edge.is_async:
+        if edge.is_async and learned is None:
             w *= prm.async_factor
-        w = learned_w.get(key, w)
         strengths[key] = min(prm.max_strength, max(prm.min_strength, w))
     callees: dict[str, list[str]] = {}
     for caller, callee in sorted(kept):

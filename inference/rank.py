@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from rootgraph.graph.model import WindowData
-from rootgraph.inference.actions import suggest_actions
+from rootgraph.inference.actions import action_context, suggest_actions, with_confidence
 from rootgraph.inference.errors import InvalidArgument
 from rootgraph.inference.evidence import EvidenceConfig, score_window
 from rootgraph.inference.explain import caller_map, evidence_items, explanation, propagation_paths, why_not
@@ -75,8 +75,12 @@ class RootCauseRanker:
             items = evidence_items(model, ev, x)
             paths = propagation_paths(model, ev, x, up)
             deps = e.deployments if e is not None else ()
+            actions = suggest_actions(x, model.candidates[x], e, deps)
+            if self.params.action_stats:
+                ctx = action_context(model.candidates[x], deps, window.incident.start_s)
+                actions = with_confidence(actions, ctx, self.params.action_stats)
             causes.append(Cause(x, kind, post[x], rank, explanation(x, kind, post[x], items, paths), items,
-                                paths, deps, suggest_actions(x, model.candidates[x], e, deps)))
+                                paths, deps, actions))
         top = order[0]
         no_clear = post[top] < self.min_probability
         if no_clear:

@@ -41,12 +41,17 @@ class EvidenceItem:
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """A suggested, never executed, remediation step."""
+    """A suggested, never executed, remediation step.
+
+    ``confidence`` is the share of past incidents with a similar cause where this action
+    resolved it (smoothed, see ``inference/learning.py``); 0.0 when there is no history.
+    """
 
     kind: ActionKind
     target: str
     detail: str
     to_version: str = ""
+    confidence: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

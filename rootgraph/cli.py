@@ -235,7 +235,8 @@ def render_ranking(answer, as_json: bool) -> None:  # noqa: ANN001
                 "explanation": c.explanation, "evidence": [e.text for e in c.evidence],
                 "paths": [list(p) for p in c.paths],
                 "suggested_actions": [{"kind": a.kind.value, "target": a.target, "detail": a.detail,
-                                       "to_version": a.to_version} for a in c.suggested_actions],
+                                       "to_version": a.to_version, "confidence": a.confidence}
+                                      for a in c.suggested_actions],
             } for c in answer.causes],
         }))
         return
@@ -321,6 +322,56 @@ def cmd_incident(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- model versions -------------------------------------------------------------------
+
+def cmd_model(args: argparse.Namespace) -> int:
+    """train | evaluate VERSION | promote VERSION | rollback | list (Neo4j directly)."""
+    from rootgraph.graph.incidents import IncidentStore
+    from rootgraph.graph.models import ModelStore
+    from rootgraph.modelops import ModelOps
+
+    settings = _settings(args)
+    driver, _store = _open_store(settings)
+    try:
+        ops = ModelOps(ModelStore(driver, settings.neo4j_database), IncidentStore(driver, settings.neo4j_database))
+        if args.action in ("evaluate", "promote") and not args.version:
+            raise ConfigError(f"version: `rootgraph model {args.action}` needs a VERSION")
+        if args.action == "train":
+            rec, metrics = ops.train(args.version or None)
+            out = {"version": rec.version, "parent": rec.parent, "status": rec.status, **metrics}
+        elif args.action == "evaluate":
+            out = ops.evaluate(args.version)
+        elif args.action == "promote":
+            rec = ops.promote(args.version)
+            out = {"current": rec.version, "previous": rec.previous}
+        elif args.action == "rollback":
+            rec = ops.rollback()
+            out = {"current": rec.version}
+        else:
+            out = {"versions": [{"version": r.version, "status": r.status, "parent": r.parent,
+                                 "created": r.created_ms, "previous": r.previous}
+                                for r in ops.list()]}
+    finally:
+        driver.close()
+    if args.json:
+        print(json.dumps(out))
+    elif args.action == "list":
+        table = Table(title="Model versions")
+        for col in ("version", "status", "parent", "previous"):
+            table.add_column(col)
+        for r in out["versions"]:
+            table.add_row(r["version"], r["status"], r["parent"], r["previous"])
+        console.print(table)
+    elif args.action == "evaluate":
+        console.print(f"{out['incidents']} incidents with a confirmed cause")
+        for label, key in ((out["version"], "candidate"), (out["current"] + " (current)", "current_model")):
+            m = out[key]
+            console.print(f"  {label}: AC@1 {m['ac1']:.2f}  AC@3 {m['ac3']:.2f}")
+    else:
+        console.print(json.dumps(out, indent=2))
+    return 0
+
+
 # -- demo -----------------------------------------------------------------------------
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -391,6 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="idempotency key (default random)")
     p = client_cmd("incident", cmd_incident, "show a recorded incident")
     p.add_argument("incident")
+    p = add("model", cmd_model, "model versions: train, evaluate, promote, rollback, list")
+    p.add_argument("action", choices=("train", "evaluate", "promote", "rollback", "list"))
+    p.add_argument("version", nargs="?", default="", help="VERSION (evaluate, promote; train: optional name)")
     return parser
 
 

@@ -67,7 +67,7 @@ def _cause(c: pb.Cause) -> Cause:
                        for e in c.evidence),
         paths=tuple(tuple(p.entities) for p in c.paths),
         deployments=tuple(_deployment(d) for d in c.deployments),
-        suggested_actions=tuple(Action(ActionKind(a.kind), a.target, a.detail, a.to_version)
+        suggested_actions=tuple(Action(ActionKind(a.kind), a.target, a.detail, a.to_version, a.confidence)
                                 for a in c.suggested_actions),
     )
 

@@ -26,15 +26,17 @@ from rootgraph import __version__
 from rootgraph.config import Settings
 from rootgraph.graph.incidents import IncidentStore
 from rootgraph.graph.model import GraphDelta
+from rootgraph.graph.models import ModelStore
 from rootgraph.graph.store import GraphStore
 from rootgraph.inference.blast import blast_radius
-from rootgraph.inference.rank import RootCauseRanker
 from rootgraph.ingest.config import IngestConfig
+from rootgraph.ingest.group import GroupCommitter
 from rootgraph.ingest.pipeline import Ingestor
 from rootgraph.server.auth import TokenAuthInterceptor, server_credentials
 from rootgraph.server.health import HealthMonitor
 from rootgraph.server.otlp import IngestConsumer, TraceServiceServicer
 from rootgraph.server.otlp_http import OtlpHttpServer
+from rootgraph.server.registry import ModelRegistry
 from rootgraph.server.rootcause import RootCauseServicer
 from rootgraph.server.telemetry import prometheus_text, setup_telemetry
 from rootgraph.v1 import rootgraph_pb2, rootgraph_pb2_grpc
@@ -57,16 +59,21 @@ class _TimedSink:
     def __init__(self, store: GraphStore) -> None:
         self._store = store
         self.count = 0
+        self.batches = 0
         self.total_ms = 0.0
         self.max_ms = 0.0
 
     def apply_delta(self, delta: GraphDelta) -> bool:
+        return self.apply_deltas([delta])[0]
+
+    def apply_deltas(self, deltas: list[GraphDelta]) -> list[bool]:
         t0 = time.perf_counter()
         try:
-            return self._store.apply_delta(delta)
+            return self._store.apply_deltas(deltas)
         finally:
             ms = (time.perf_counter() - t0) * 1000
             self.count += 1
+            self.batches += len(deltas)
             self.total_ms += ms
             self.max_ms = max(self.max_ms, ms)
 
@@ -82,8 +89,10 @@ class App:
         self.incidents = IncidentStore(driver, settings.neo4j_database)
         self._sink = _TimedSink(self.graph)
         self.ingestor = Ingestor(self._sink, IngestConfig(bucket_seconds=settings.bucket_seconds))
-        consumer = IngestConsumer(self.ingestor)
-        self.ranker = RootCauseRanker()
+        self.committer = GroupCommitter(self.ingestor, max_requests=settings.ingest_group_max)
+        consumer = IngestConsumer(self.committer)
+        # The current (:ModelVersion), looked up per call: promote/rollback need no restart.
+        self.ranker = ModelRegistry(ModelStore(driver, settings.neo4j_database))
         setup_telemetry(self.stats, __version__)
 
         interceptors = [TokenAuthInterceptor(settings.api_token.value)] if settings.api_token else []
@@ -128,7 +137,9 @@ class App:
         self._http = OtlpHttpServer(settings.otlp_http_address, consumer,
                                     max_bytes=settings.max_request_bytes,
                                     metrics=lambda: prometheus_text(self.stats()),
-                                    healthy=lambda: self.health.serving)
+                                    healthy=lambda: self.health.serving,
+                                    # the same bearer token as the gRPC Export (issue 8)
+                                    token=settings.api_token.value if settings.api_token else None)
         self.ports["otlp_http"] = self._http.port
         self._stop = threading.Event()
         self._threads = [
@@ -139,6 +150,7 @@ class App:
     def stats(self) -> dict[str, float]:
         out: dict[str, float] = dict(self.ingestor.stats())
         out["neo4j_writes"] = self._sink.count
+        out["neo4j_write_batches"] = self._sink.batches
         out["neo4j_write_ms_total"] = round(self._sink.total_ms, 3)
         out["neo4j_write_ms_max"] = round(self._sink.max_ms, 3)
         return out
@@ -172,6 +184,7 @@ class App:
         self._stop.set()
         self._http.stop()
         self._grpc.stop(grace_s).wait()
+        self.committer.close()
         try:
             self.ingestor.flush_all()
         except Exception as exc:  # noqa: BLE001 - Neo4j gone at shutdown: say so

@@ -137,7 +137,7 @@ def _cause(c: Cause) -> pb.Cause:
         deployments=[deployment_to_proto(d) for d in c.deployments],
         suggested_actions=[pb.SuggestedAction(kind=a.kind.value, target=a.target, detail=a.detail,
                                               to_version=a.to_version,
-                                              confidence=getattr(a, "confidence", 0.0))
+                                              confidence=a.confidence)
                            for a in c.suggested_actions],
     )
 
