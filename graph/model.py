@@ -240,3 +240,29 @@ def decode_window(doc: dict) -> WindowData:
         deployments=tuple(Deployment(i, s, v, at, prev, c, src, tuple(tuple(a) for a in attrs))
                           for i, s, v, at, prev, c, src, attrs in doc["deployments"]),
     )
+
+
+def window_to_delta(w: WindowData, batch_id: str = "window") -> GraphDelta:
+    """A delta that stores ``w`` exactly as ingest would have (inverse of a window read).
+
+    Used to load hand-built or recorded windows into a graph (tests, replays).
+    """
+    def bucket(r: BucketRow) -> StatsBucket:
+        return StatsBucket(r.requests, r.errors, r.duration_ms_sum, r.self_ms_sum, r.exclusive_errors,
+                           list(r.histogram))
+
+    d = GraphDelta(batch_id=batch_id, entities=dict(w.entities))
+    for eid, rows in w.service_buckets.items():
+        for r in rows:
+            d.service_buckets[(eid, r.start_s)] = bucket(r)
+    for e in w.edges:
+        total = StatsBucket()
+        for r in e.buckets:
+            d.edge_buckets[(e.caller, e.callee, r.start_s)] = bucket(r)
+            total.add(bucket(r))
+        d.edges[(e.caller, e.callee)] = total
+        if e.is_async:
+            d.async_edges.add((e.caller, e.callee))
+    d.runs_on = {(s, h) for s, hosts in w.runs_on.items() for h in hosts}
+    d.deployments = list(w.deployments)
+    return d

@@ -52,7 +52,8 @@ def cicd_deployment(span: Span) -> Deployment | None:
     if not name:
         return None
     namespace = attrs.get("service.namespace", "") if attrs.get("service.name") else ""
-    service = f"{namespace}/{name}" if namespace else name
+    # capped like virtual nodes: the service becomes an entity id (pairing.MAX_PEER_NAME)
+    service = (f"{namespace}/{name}" if namespace else name)[:1024]
     commit = attrs.get("vcs.ref.head.revision", "")
     return Deployment(
         id=f"cicd:{span.trace_id.hex()}:{span.span_id.hex()}",

@@ -74,6 +74,10 @@ __all__ = ["Call", "Pairer", "USER", "virtual_peer"]
 
 USER = Entity("user", "user", EntityKind.USER)
 _CACHE_LIMIT = 50_000
+#: Longest virtual-node name. Neo4j refuses index keys over ~8 KB (about 2040 four-byte
+#: characters, shared by EdgeBucket's src + dst), and a refused key fails the whole
+#: batch; two 1 KiB attributes (db.system + db.name) would exceed it (issue 8).
+MAX_PEER_NAME = 1024
 
 
 @dataclass(slots=True)
@@ -94,6 +98,14 @@ def virtual_peer(attrs: dict[str, str]) -> tuple[str, str, EntityKind] | None:
     """``(id, name, kind)`` of the uninstrumented peer named by span attributes."""
     if not attrs:
         return None
+    peer = _virtual_peer(attrs)
+    if peer is not None and len(peer[1]) > MAX_PEER_NAME:
+        name = peer[1][:MAX_PEER_NAME]
+        return peer[0][:len(peer[0]) - len(peer[1])] + name, name, peer[2]
+    return peer
+
+
+def _virtual_peer(attrs: dict[str, str]) -> tuple[str, str, EntityKind] | None:
     get = attrs.get
     system = get("db.system.name") or get("db.system")
     if system:

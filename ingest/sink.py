@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from rootgraph.graph.model import Deployment, Entity, GraphDelta, StatsBucket
 
-__all__ = ["DeltaSink", "InMemorySink", "SinkUnavailable"]
+__all__ = ["DeltaSink", "GroupDeltaSink", "InMemorySink", "SinkUnavailable"]
 
 
 class SinkUnavailable(Exception):
@@ -33,6 +33,19 @@ class DeltaSink(Protocol):
         Raises an exception whose type has ``retryable = True`` (e.g.
         :class:`SinkUnavailable`) when storage is unavailable; then nothing was applied,
         or — if the failure hid a successful commit — a retry returns False.
+        """
+        ...
+
+
+@runtime_checkable
+class GroupDeltaSink(DeltaSink, Protocol):
+    """A sink that can also apply several batches in one transaction (group commit)."""
+
+    def apply_deltas(self, deltas: list[GraphDelta]) -> list[bool]:
+        """Apply every delta whose ``batch_id`` is new, all in one transaction.
+
+        Returns, per delta, True if applied now and False if it was already there.
+        Raises (retryable) with nothing applied when storage is unavailable.
         """
         ...
 
@@ -103,6 +116,19 @@ class InMemorySink:
             self.fail_after_apply -= 1
             raise SinkUnavailable("in-memory sink applied, then lost the ack")
         return True
+
+    def apply_deltas(self, deltas: list[GraphDelta]) -> list[bool]:
+        """All or nothing, like the real store's single transaction."""
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            self.calls += 1
+            raise SinkUnavailable("in-memory sink told to fail")
+        lost_ack, self.fail_after_apply = self.fail_after_apply, 0
+        out = [self.apply_delta(d) for d in deltas]
+        if lost_ack:
+            self.fail_after_apply = lost_ack - 1
+            raise SinkUnavailable("in-memory sink applied, then lost the ack")
+        return out
 
     def service_total(self, service: str) -> StatsBucket:
         """Sum of a service's buckets (test convenience)."""

@@ -299,7 +299,9 @@ def _walk(
     for rs in request.resource_spans:
         res = _resource(rs.resource, max_name_len, max_value_len)
         if isinstance(res, str):
-            reasons[res] += sum(len(ss.spans) for ss in rs.scope_spans)
+            lost = sum(len(ss.spans) for ss in rs.scope_spans)
+            if lost:  # a resource without spans rejects nothing: no empty reason
+                reasons[res] += lost
             continue
         service, name, namespace, version, infra = res
         for ss in rs.scope_spans:

@@ -81,6 +81,8 @@ class Settings:
     retention_hours: int = 24 * 7
     #: OTLP request size limit after decompression.
     max_request_bytes: int = 64 * 1024 * 1024
+    #: Most OTLP requests written in one Neo4j transaction (group commit; 1 = off).
+    ingest_group_max: int = 32
     #: Optional bearer token required on mutating RPCs (``ROOTGRAPH_TOKEN``).
     api_token: Secret | None = None
 
@@ -100,6 +102,8 @@ class Settings:
             raise ConfigError(f"retention_hours: must be >= 1, got {self.retention_hours}")
         if self.max_request_bytes < 1024:
             raise ConfigError(f"max_request_bytes: must be >= 1024, got {self.max_request_bytes}")
+        if self.ingest_group_max < 1:
+            raise ConfigError(f"ingest_group_max: must be >= 1, got {self.ingest_group_max}")
         if self.local_start_timeout_s <= 0:
             raise ConfigError("local_start_timeout_s: must be > 0")
         for name in ("api_address", "otlp_grpc_address", "otlp_http_address"):
@@ -137,6 +141,7 @@ _ENV: dict[str, str] = {
     "bucket_seconds": "ROOTGRAPH_BUCKET_SECONDS",
     "retention_hours": "ROOTGRAPH_RETENTION_HOURS",
     "max_request_bytes": "ROOTGRAPH_MAX_REQUEST_BYTES",
+    "ingest_group_max": "ROOTGRAPH_INGEST_GROUP_MAX",
 }
 
 

@@ -89,7 +89,8 @@ class App:
         self.incidents = IncidentStore(driver, settings.neo4j_database)
         self._sink = _TimedSink(self.graph)
         self.ingestor = Ingestor(self._sink, IngestConfig(bucket_seconds=settings.bucket_seconds))
-        self.committer = GroupCommitter(self.ingestor, max_requests=settings.ingest_group_max)
+        self.committer = GroupCommitter(self.ingestor, max_requests=settings.ingest_group_max,
+                                        available=lambda: self.health.serving)
         consumer = IngestConsumer(self.committer)
         # The current (:ModelVersion), looked up per call: promote/rollback need no restart.
         self.ranker = ModelRegistry(ModelStore(driver, settings.neo4j_database))
@@ -172,9 +173,9 @@ class App:
         self.graph.prune(older_than_s=cutoff, batch_ids_older_than_ms=int((now - 86400) * 1000))
 
     def start(self) -> "App":
+        self.health.start()  # first: ingest refuses while health has not seen Neo4j yet
         self._grpc.start()
         self._http.start()
-        self.health.start()
         for t in self._threads:
             t.start()
         return self

@@ -8,12 +8,15 @@ replica out while its storage is unreachable and back in when it returns.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Callable
 
 from grpc_health.v1 import health, health_pb2
 
 __all__ = ["HealthMonitor"]
+
+log = logging.getLogger("rootgraph.server")
 
 SERVICES = ("", "rootgraph.v1.RootCause", "opentelemetry.proto.collector.trace.v1.TraceService")
 
@@ -29,7 +32,14 @@ class HealthMonitor:
         self.serving = False
 
     def check_now(self) -> bool:
-        ok = bool(self._ping())
+        # Any failure of the probe means "not serving" — it must never end the thread:
+        # a dead health thread would leave the status frozen at its last value (issue 8:
+        # a Neo4j shutdown raised TimeoutError here and health stayed NOT_SERVING).
+        try:
+            ok = bool(self._ping())
+        except Exception as exc:  # noqa: BLE001 - any probe failure is "unhealthy"
+            log.info("health probe failed: %s", type(exc).__name__)
+            ok = False
         status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in SERVICES:
             self._servicer.set(name, status)

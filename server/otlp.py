@@ -5,16 +5,27 @@ and turns its result into an ``ExportTraceServiceResponse``: accepted spans need
 mention, rejected ones are reported in ``partial_success`` with the reasons (OTLP
 spec: the client must not retry those). A batch is acknowledged only after its
 delta is committed in Neo4j; while Neo4j is down the call fails with UNAVAILABLE
-(HTTP 503), which OTLP exporters retry with back-off.
+(HTTP 503), which OTLP exporters retry with back-off; retryable errors carry a
+``google.rpc.RetryInfo`` trailer, which the OpenTelemetry exporters honour.
+
+Requests go through :class:`~rootgraph.ingest.group.GroupCommitter`, so concurrent
+exports share one Neo4j transaction; a call's gRPC deadline bounds its wait.
 """
 
 from __future__ import annotations
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+from rootgraph.ingest.group import GroupCommitter
 from rootgraph.ingest.pipeline import Ingestor
 from rootgraph.server.errors import classify
+
+#: Back-off suggested to clients on retryable errors (Neo4j down, overloaded, deadline).
+RETRY_DELAY_S = 1
+_RETRY_INFO = RetryInfo(retry_delay=Duration(seconds=RETRY_DELAY_S)).SerializeToString()
 
 __all__ = ["IngestConsumer", "TraceServiceServicer"]
 
@@ -22,12 +33,16 @@ __all__ = ["IngestConsumer", "TraceServiceServicer"]
 class IngestConsumer:
     """Adapter from the ingest stage to the OTLP response message."""
 
-    def __init__(self, ingestor: Ingestor) -> None:
-        self._ingestor = ingestor
+    def __init__(self, ingest: Ingestor | GroupCommitter) -> None:
+        self._ingest = ingest
 
     def export(self, payload: bytes | trace_service_pb2.ExportTraceServiceRequest,
-               content_type: str = "application/x-protobuf") -> trace_service_pb2.ExportTraceServiceResponse:
-        result = self._ingestor.ingest_request(payload, content_type)
+               content_type: str = "application/x-protobuf",
+               timeout_s: float | None = None) -> trace_service_pb2.ExportTraceServiceResponse:
+        if isinstance(self._ingest, GroupCommitter):
+            result = self._ingest.submit(payload, content_type, timeout_s)
+        else:
+            result = self._ingest.ingest_request(payload, content_type)
         response = trace_service_pb2.ExportTraceServiceResponse()
         if result.rejected_spans:
             response.partial_success.rejected_spans = result.rejected_spans
@@ -46,8 +61,10 @@ class TraceServiceServicer(trace_service_pb2_grpc.TraceServiceServicer):
     def Export(self, request: trace_service_pb2.ExportTraceServiceRequest,  # noqa: N802
                context: grpc.ServicerContext) -> trace_service_pb2.ExportTraceServiceResponse:
         try:
-            return self._consumer.export(request)
+            return self._consumer.export(request, timeout_s=context.time_remaining())
         except Exception as exc:  # noqa: BLE001 - mapped to a status
             c = classify(exc)
+            if c.retryable:
+                context.set_trailing_metadata((("google.rpc.retryinfo-bin", _RETRY_INFO),))
             context.abort(c.code, c.message)
             raise  # unreachable: abort raises

@@ -9,6 +9,8 @@ Follows the OTLP specification's HTTP transport:
   bodies over the limit (checked before and *during* decompression, so a gzip bomb
   costs at most the limit); 415 for other media types; 503 + ``Retry-After`` when
   Neo4j is down (retryable, nothing half-written);
+* with a bearer token configured (``ROOTGRAPH_TOKEN``), ``POST /v1/traces`` needs
+  ``Authorization: Bearer <token>`` like the gRPC ``Export``; otherwise 401, nothing written;
 * ``GET /metrics`` renders the ingest counters in Prometheus text format, and
   ``GET /healthz`` answers 200/503 by storage reachability.
 
@@ -29,6 +31,7 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from rootgraph.server.auth import token_ok
 from rootgraph.server.errors import InvalidRequest, PayloadTooLarge, classify
 
 __all__ = ["OtlpHttpServer", "TraceConsumer", "decompress_bounded"]
@@ -102,6 +105,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._drain(length_header)
             self._send(404, b"not found\n", "text/plain")
             return
+        if self.server.token is not None and not token_ok(self.headers.get("Authorization"),
+                                                          self.server.token):
+            self._drain(length_header)
+            self._status(401, 16, "missing or invalid bearer token for a mutating call", as_json,
+                         {"WWW-Authenticate": "Bearer"})
+            return
         if ctype not in (PROTOBUF, JSON):
             self._drain(length_header)
             self._send(415, f"unsupported Content-Type {ctype!r}; use {PROTOBUF} or {JSON}\n".encode(),
@@ -148,8 +157,9 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], consumer: TraceConsumer, max_bytes: int,
-                 metrics: Callable[[], str], healthy: Callable[[], bool]) -> None:
+                 metrics: Callable[[], str], healthy: Callable[[], bool], token: str | None = None) -> None:
         super().__init__(address, _Handler)
+        self.token = token
         self.consumer = consumer
         self.max_bytes = max_bytes
         self.metrics = metrics
@@ -160,9 +170,10 @@ class OtlpHttpServer:
     """Owns the HTTP server thread; ``start`` binds, ``stop`` drains and closes."""
 
     def __init__(self, address: str, consumer: TraceConsumer, *, max_bytes: int,
-                 metrics: Callable[[], str] = lambda: "", healthy: Callable[[], bool] = lambda: True) -> None:
+                 metrics: Callable[[], str] = lambda: "", healthy: Callable[[], bool] = lambda: True,
+                 token: str | None = None) -> None:
         host, _, port = address.rpartition(":")
-        self._server = _Server((host.strip("[]"), int(port)), consumer, max_bytes, metrics, healthy)
+        self._server = _Server((host.strip("[]"), int(port)), consumer, max_bytes, metrics, healthy, token)
         self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-http", daemon=True)
 
     @property

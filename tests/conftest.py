@@ -64,3 +64,27 @@ def app(neo4j_driver, neo4j_settings: Settings, store: GraphStore):  # noqa: ANN
     server = App(settings, neo4j_driver).start()
     yield server
     server.stop(grace_s=1.0)
+
+
+@pytest.fixture(scope="session")
+def faults_neo4j() -> Iterator[tuple[LocalNeo4j, Settings]]:
+    """A dedicated local Neo4j that fault tests may stop and start (never the shared one).
+
+    Own instance and ports (``ROOTGRAPH_FAULTS_BOLT_PORT``/``_HTTP_PORT``, default
+    29687/29474, below the ephemeral range), so stopping it cannot disturb other test runs on the machine.
+    """
+    settings = load_settings(
+        local_instance=os.environ.get("ROOTGRAPH_FAULTS_INSTANCE", "faults"),
+        local_bolt_port=int(os.environ.get("ROOTGRAPH_FAULTS_BOLT_PORT", "29687")),
+        local_http_port=int(os.environ.get("ROOTGRAPH_FAULTS_HTTP_PORT", "29474")),
+        local_heap="512m",
+        local_pagecache="128m",
+    )
+    local = LocalNeo4j(settings)
+    local.start(log=lambda msg: None)
+    driver = open_driver(settings, start_local=False, log=lambda msg: None)
+    GraphStore(driver, settings.neo4j_database).clear()
+    driver.close()
+    yield local, settings
+    if not os.environ.get("ROOTGRAPH_TEST_KEEP_NEO4J"):
+        local.stop()

@@ -16,7 +16,7 @@ from rootgraph import cli
 from rootgraph.client import RootGraphClient
 from rootgraph.graph.errors import NotFound
 from rootgraph.graph.incidents import IncidentStore
-from rootgraph.graph.model import GraphDelta, StatsBucket, WindowData, decode_window
+from rootgraph.graph.model import WindowData, decode_window, window_to_delta
 from rootgraph.graph.models import ModelConflict, ModelStore
 from rootgraph.inference import ModelParams, RootCauseRanker
 from rootgraph.inference.learning_scenarios import PATTERN_CAUSE, hand_built, recurring_pattern
@@ -27,31 +27,6 @@ pytestmark = pytest.mark.neo4j
 
 T0 = 1_700_000_000
 SLOT = 2 * 3600  # one incident per two hours: windows never share a bucket
-
-
-def _delta(w: WindowData, batch_id: str) -> GraphDelta:
-    """Store a hand-built window exactly as ingest would (the inverse of read_window)."""
-    d = GraphDelta(batch_id=batch_id)
-    d.entities = dict(w.entities)
-
-    def bucket(r) -> StatsBucket:  # noqa: ANN001
-        return StatsBucket(r.requests, r.errors, r.duration_ms_sum, r.self_ms_sum, r.exclusive_errors,
-                           list(r.histogram))
-
-    for eid, rows in w.service_buckets.items():
-        for r in rows:
-            d.service_buckets[(eid, r.start_s)] = bucket(r)
-    for e in w.edges:
-        total = StatsBucket()
-        for r in e.buckets:
-            d.edge_buckets[(e.caller, e.callee, r.start_s)] = bucket(r)
-            total.add(bucket(r))
-        d.edges[(e.caller, e.callee)] = total
-        if e.is_async:
-            d.async_edges.add((e.caller, e.callee))
-    d.runs_on = {(s, h) for s, hosts in w.runs_on.items() for h in hosts}
-    d.deployments = list(w.deployments)
-    return d
 
 
 @pytest.fixture()
@@ -114,7 +89,7 @@ def test_learning_through_the_server_train_evaluate_promote_rollback_and_replay(
     pattern = [recurring_pattern(s, T0 + i * SLOT) for i, s in enumerate(range(12))]
     rest = hand_built(0, T0 + 12 * SLOT)
     for i, (w, _) in enumerate(pattern + rest):
-        store.apply_delta(_delta(w, f"batch-{i}"))
+        store.apply_delta(window_to_delta(w, f"batch-{i}"))
     train, held = pattern[:8], pattern[8:]
 
     with RootGraphClient(f"127.0.0.1:{app.ports['api']}") as rg:

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from rootgraph.client import RootGraphClient
-from rootgraph.graph.model import GraphDelta, StatsBucket, WindowData
+from rootgraph.graph.model import WindowData, window_to_delta
 from rootgraph.graph.store import GraphStore
 from rootgraph.inference.synthetic import Profile, WindowBuilder
 from rootgraph.v1 import rootgraph_pb2 as pb
@@ -23,31 +23,6 @@ from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
 
 
 ALIGNED = 1_700_000_040  # a minute boundary, so the server's bucket snapping is a no-op
-
-
-def delta_from_window(w: WindowData, batch_id: str = "fixture") -> GraphDelta:
-    """Store a hand-built window exactly as ingest would (the inverse of read_window)."""
-    d = GraphDelta(batch_id=batch_id)
-    d.entities = dict(w.entities)
-
-    def bucket(r) -> StatsBucket:  # noqa: ANN001
-        return StatsBucket(r.requests, r.errors, r.duration_ms_sum, r.self_ms_sum, r.exclusive_errors,
-                           list(r.histogram))
-
-    for eid, rows in w.service_buckets.items():
-        for r in rows:
-            d.service_buckets[(eid, r.start_s)] = bucket(r)
-    for e in w.edges:
-        total = StatsBucket()
-        for r in e.buckets:
-            d.edge_buckets[(e.caller, e.callee, r.start_s)] = bucket(r)
-            total.add(bucket(r))
-        d.edges[(e.caller, e.callee)] = total
-        if e.is_async:
-            d.async_edges.add((e.caller, e.callee))
-    d.runs_on = {(s, h) for s, hosts in w.runs_on.items() for h in hosts}
-    d.deployments = list(w.deployments)
-    return d
 
 
 def db_incident() -> WindowData:
@@ -68,7 +43,7 @@ def db_incident() -> WindowData:
 @pytest.fixture()
 def incident(store: GraphStore) -> WindowData:
     w = db_incident()
-    store.apply_delta(delta_from_window(w))
+    store.apply_delta(window_to_delta(w))
     return w
 
 
@@ -124,7 +99,7 @@ def test_rank_causes_with_nothing_anomalous_is_an_honest_no_clear_cause(client, 
     wb.serve("a")
     wb.call("user", "a")
     w = wb.build()
-    store.apply_delta(delta_from_window(w))
+    store.apply_delta(window_to_delta(w))
     answer = client.rank_causes(w.incident.start_s, w.incident.end_s)
     assert answer.no_clear_cause
 
