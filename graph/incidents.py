@@ -66,12 +66,12 @@ WITH i
 CALL (i) {
   UNWIND $suspects AS s
   MATCH (e:Entity {id: s.entity})
-  CREATE (i)-[:SUSPECTS {rank: s.rank, probability: s.p}]->(e)
+  CREATE (i)-[:SUSPECTS {rank: s.rank, probability: s.p, label: s.label}]->(e)
 }
 CALL (i) {
   UNWIND $blames AS b
   MATCH (e:Entity {id: b.entity})
-  CREATE (i)-[:BLAMES {probability: b.p}]->(e)
+  CREATE (i)-[:BLAMES {probability: b.p, label: b.label}]->(e)
 }
 CALL (i) {
   UNWIND $affects AS a
@@ -108,11 +108,14 @@ class IncidentStore(Repository):
             bstart=rec.baseline_start_s, bend=rec.baseline_end_s, model=rec.model_version,
             symptoms=list(rec.symptoms), no_clear=rec.no_clear_cause, top=top[0], top_p=top[2],
             response=rec.response_json, inputs=rec.inputs_gz,
-            suspects=[{"entity": e, "rank": r, "p": p} for e, r, p in rec.suspects],
+            # ``label`` ("#1 97.3%") is what the Browser style shows on the edge.
+            suspects=[{"entity": e, "rank": r, "p": p, "label": f"#{r} {100 * p:.1f}%"}
+                      for e, r, p in rec.suspects],
             affects=[{"entity": e, "p": p} for e, p in rec.affects],
             # The top suspect, when the answer blames one, gets a bold edge in the Browser.
             blames=[] if rec.no_clear_cause or not rec.suspects
-            else [{"entity": rec.suspects[0][0], "p": rec.suspects[0][2]}],
+            else [{"entity": rec.suspects[0][0], "p": rec.suspects[0][2],
+                   "label": f"blames {100 * rec.suspects[0][2]:.1f}%"}],
         )
         self._write(lambda tx: tx.run(_CREATE_INCIDENT, **params).consume())
 

@@ -216,6 +216,7 @@ class LocalNeo4j:
             "server.directories.plugins": str(d / "plugins"),
             "server.directories.import": str(d / "import"),
             "dbms.usage_report.enabled": "false",
+            "client.allow_telemetry": "false",  # no usage banner or pings from the Browser
             "db.tx_log.rotation.retention_policy": "256M size",
         }
         (conf / "neo4j.conf").write_text(
