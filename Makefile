@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench-smoke proto lint-proto clean
+.PHONY: demo test bench-smoke bench-peers-setup bench-accuracy bench-latency proto lint-proto clean
 .DEFAULT_GOAL := demo
 
 $(BIN)/.installed: pyproject.toml
@@ -22,6 +22,24 @@ test: $(BIN)/.installed ## run the test suite (starts and stops its own Neo4j)
 bench-smoke: $(BIN)/.installed ## quick versions of the benchmarks (CI runs these)
 	$(BIN)/python bench/ingest_decode.py --quick
 	$(BIN)/python bench/inference.py --quick
+	$(BIN)/python bench/accuracy.py --quick
+	$(BIN)/python bench/latency.py --quick
+
+PEERS := .venv-peers
+$(PEERS)/.installed: bench/peers-requirements.txt
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install -q --upgrade pip
+	$(PEERS)/bin/pip install -q -r bench/peers-requirements.txt
+	$(PEERS)/bin/pip install -q --no-deps sfr-pyrca==1.0.1  # its javabridge does not build on 3.11
+	touch $@
+
+bench-peers-setup: $(PEERS)/.installed ## the accuracy/latency peers (RCAEval, PyRCA) in .venv-peers
+
+bench-accuracy: $(BIN)/.installed bench-peers-setup ## the full accuracy benchmark, peers included
+	$(BIN)/python bench/accuracy.py --write
+
+bench-latency: $(BIN)/.installed bench-peers-setup ## the full latency benchmark, PyRCA included
+	$(BIN)/python bench/latency.py --write
 
 proto: $(BIN)/.installed ## regenerate the protobuf/gRPC stubs
 	$(BIN)/python proto/generate.py

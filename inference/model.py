@@ -5,7 +5,7 @@ Variables (all binary), named ``<role>|<entity>``:
 * ``F|x`` — x is a root cause. Root node; prior = base rate, raised for a recent
   deployment, overridden by learned priors (``ModelParams``). One per candidate:
   services, virtual nodes, and infrastructure entities shared by >= 2 symptomatic
-  services (DESIGN.md "Inference").
+  services (anomalous, or with a self-time/exclusive-error anomaly) (DESIGN.md "Inference").
 * ``A|x`` — x is anomalous. Noisy-OR with leak of ``F|x``, ``F|h`` for x's candidate
   hosts, and ``A|c`` for every callee c: faults travel callee -> caller.
 * ``S|x`` — self/exclusive detector of an instrumented service: noisy-OR of ``F|x`` and
@@ -272,7 +272,10 @@ def build_model(ev: WindowEvidence, params: ModelParams | None = None, whatif: b
     for eid, ent in ents.items():
         if ent.kind == EntityKind.SERVICE or ent.kind in VIRTUAL_KINDS:
             cand[eid] = ent.kind
-    symptomatic = {s for s, e in ev.entities.items() if e.anomalous}
+    # A self-time/exclusive anomaly counts: it is the very signature of a saturated host
+    # (every service on it slows in its own code), often without the service's latency
+    # percentiles crossing the anomaly bar when most of its time is spent in callees.
+    symptomatic = {s for s, e in ev.entities.items() if e.anomalous or e.self_anomalous}
     hosts_of: dict[str, list[str]] = {}
     users: dict[str, int] = {}
     for svc, infra in data.runs_on.items():
