@@ -22,6 +22,7 @@ test: $(BIN)/.installed ## run the test suite (starts and stops its own Neo4j)
 bench-smoke: $(BIN)/.installed ## quick versions of the benchmarks (CI runs these)
 	$(BIN)/python bench/ingest_decode.py --quick
 	$(BIN)/python bench/inference.py --quick
+	$(BIN)/python bench/ingest.py --quick
 	$(BIN)/python bench/accuracy.py --quick
 	$(BIN)/python bench/latency.py --quick
 
