@@ -115,8 +115,9 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
         data = self._graph.read_window(Window(start, end), Window(start - self._bucket, start),
                                        self._bucket, timeout_s=_remaining(context))
         if entity not in data.entities:
-            # Known entity, but no traffic in the last hour: use the whole stored graph.
-            data = self._graph.read_window(Window(0, end), Window(0, 1) if end > 1 else Window(0, 1),
+            # Known entity, but no traffic in the last hour: use every bucket still stored
+            # (retention bounds it). The baseline is unused by what-if queries.
+            data = self._graph.read_window(Window(self._bucket, end), Window(0, self._bucket),
                                            self._bucket, timeout_s=_remaining(context))
         _remaining(context)
         result = self._blast(data, entity, request.fault_kind or None)

@@ -224,3 +224,9 @@ def test_unavailable_when_neo4j_is_unreachable() -> None:
     finally:
         server.stop(0)
         driver.close()
+
+
+def test_blast_radius_for_an_entity_without_recent_traffic_uses_the_stored_graph(client, incident) -> None:  # noqa: ANN001,E501
+    """What-if for something quiet now: the fixture's traffic is years old, `at` defaults to now."""
+    br = client.blast_radius("db:postgresql/orders")
+    assert {i.entity for i in br.impacts} >= {"checkout", "frontend"}
