@@ -105,7 +105,9 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
     @grpc_errors
     def BlastRadius(self, request: pb.BlastRadiusRequest, context: grpc.ServicerContext) -> pb.BlastRadiusResponse:  # noqa: N802,E501
         entity = validate_entity_name(request.entity, "entity")
-        if request.fault_kind not in ("", "errors", "latency"):
+        # The contract says errors | latency; inference names the kinds error | latency.
+        fault_kind = {"": None, "errors": "error", "latency": "latency"}.get(request.fault_kind, "?")
+        if fault_kind == "?":
             raise InvalidRequest("fault_kind", f"must be errors or latency, got {request.fault_kind[:40]!r}")
         at = ts_seconds(request.at, "at") if request.HasField("at") else self._clock()
         if self._graph.entity(entity) is None:
@@ -120,7 +122,7 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
             data = self._graph.read_window(Window(self._bucket, end), Window(0, self._bucket),
                                            self._bucket, timeout_s=_remaining(context))
         _remaining(context)
-        result = self._blast(data, entity, request.fault_kind or None)
+        result = self._blast(data, entity, fault_kind)
         return blast_to_proto(result, self._ranker.model_version)
 
     @grpc_errors

@@ -106,6 +106,8 @@ def test_rank_causes_with_nothing_anomalous_is_an_honest_no_clear_cause(client, 
 
 def test_blast_radius_reaches_callers_transitively(client, incident) -> None:  # noqa: ANN001
     br = client.blast_radius("db:postgresql/orders", at=incident.incident.end_s)
+    for kind in ("errors", "latency"):  # the contract's fault kinds are accepted
+        assert client.blast_radius("db:postgresql/orders", fault_kind=kind, at=incident.incident.end_s).impacts
     by = {i.entity: i for i in br.impacts}
     assert by["checkout"].hops == 1 and by["frontend"].hops == 2
     assert by["checkout"].probability >= by["frontend"].probability > 0
