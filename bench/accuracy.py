@@ -241,8 +241,8 @@ def report(rows: list[tuple[ScenarioSpec, Labels, dict]], peers: dict, deploymen
     non_host = [s.name for s, l, _ in rows if l.fault_kind != "host"]
 
     L = []
-    L.append(f"{len(all_rows)} cases (peers so far on {len(names)}), deployments recorded via {'RecordDeployment + span detection' if deployments == 'api' else 'span detection only'}; "
-             f"wall time {wall_s / 60:.1f} min.\n")
+    L.append(f"{len(all_rows)} cases (peers run on {len(names)}), deployments recorded via {'RecordDeployment + span detection' if deployments == 'api' else 'span detection only'}"
+             + (f"; wall time {wall_s / 60:.1f} min" if wall_s >= 1 else "") + ".\n")
     L.append("| method | cases | AC@1 | AC@3 | Avg@5 | AC@1 w/o host cases | decoy ranked first | failed/timeout |")
     L.append("|---|---|---|---|---|---|---|---|")
     if len(names) < len(all_names):
@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.peers_only:
         cases = [(spec, *case_files(spec, CASES)) for spec in specs]
     rows = [(s, l, done[s.name]) for s, _, l in cases if s.name in done]
-    text = report(rows, peers, args.deployments, time.perf_counter() - t_start)
+    text = report(rows, peers, args.deployments, 0.0 if args.peers_only else time.perf_counter() - t_start)
     (RESULTS / "report.md").write_text(text)
     print(text)
     if args.write:

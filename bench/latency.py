@@ -203,15 +203,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true")
     p.add_argument("--keep-neo4j", action="store_true")
     p.add_argument("--resume", action="store_true", help="keep the sizes already in results.json")
+    p.add_argument("--report-only", action="store_true", help="write the report of results.json, run nothing")
     p.add_argument("--write", action="store_true", help="replace the Latency section of BENCHMARKS.md")
     args = p.parse_args(argv)
     sizes = [50, 200] if args.quick else [int(x) for x in args.sizes.split(",")]
     repeats = 5 if args.quick else args.repeats
     RESULTS.mkdir(parents=True, exist_ok=True)
     rows = []
-    if args.resume and (RESULTS / "results.json").exists():
+    if args.report_only:
+        rows = json.loads((RESULTS / "results.json").read_text())
+        sizes = []
+    elif args.resume and (RESULTS / "results.json").exists():
         rows = [r for r in json.loads((RESULTS / "results.json").read_text()) if r["n"] in sizes]
-    svc = Service()
+    svc = Service() if sizes else None
     try:
         for n in sizes:
             if any(r["n"] == n for r in rows):
@@ -221,9 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.sort(key=lambda r: r["n"])
             (RESULTS / "results.json").write_text(json.dumps(rows, indent=1))
     finally:
-        svc.close()
-        if not args.keep_neo4j:
-            stop_neo4j()
+        if svc is not None:
+            svc.close()
+            if not args.keep_neo4j:
+                stop_neo4j()
     text = report(rows, repeats)
     for r in rows:
         if "profile" in r:
@@ -231,9 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "report.md").write_text(text)
     print(text)
     if args.write:
+        nf = ROOT / "bench" / "latency-notes.md"  # the analysis of the last full run, by hand
+        notes = (nf.read_text() + "\n") if nf.exists() and not args.quick else ""
         write_section(ROOT / "BENCHMARKS.md", "Latency",
-                      "Command: `.venv/bin/python bench/latency.py --write` (PyRCA column: `make bench-peers-setup` "
-                      "first).\n\n" + text)
+                      "Command: `make bench-latency`, i.e. `make bench-peers-setup` then "
+                      "`.venv/bin/python bench/latency.py --write` (CI smoke: `.venv/bin/python bench/latency.py "
+                      "--quick`).\n\n" + (__doc__.split("\n\n", 2)[2].strip() + "\n\n") + notes + text)
     return 0
 
 
