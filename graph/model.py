@@ -91,6 +91,11 @@ class StatsBucket:
     exclusive_errors: int = 0
     histogram: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_BUCKETS)
 
+    def copy(self) -> "StatsBucket":
+        """An independent copy (the histogram list is not shared)."""
+        return StatsBucket(self.requests, self.errors, self.duration_ms_sum, self.self_ms_sum,
+                           self.exclusive_errors, list(self.histogram))
+
     def add(self, other: "StatsBucket") -> None:
         """Merge ``other`` into this bucket in place."""
         self.requests += other.requests

@@ -162,9 +162,7 @@ def merge_deltas(deltas: list[GraphDelta]) -> GraphDelta:
             for key, bucket in source.items():
                 total = target.get(key)
                 if total is None:
-                    target[key] = StatsBucket(bucket.requests, bucket.errors, bucket.duration_ms_sum,
-                                              bucket.self_ms_sum, bucket.exclusive_errors,
-                                              list(bucket.histogram))
+                    target[key] = bucket.copy()
                 else:
                     total.add(bucket)
         out.runs_on |= d.runs_on

@@ -53,17 +53,9 @@ class GroupDeltaSink(DeltaSink, Protocol):
 def _merge(into: dict, key: object, bucket: StatsBucket) -> None:  # type: ignore[type-arg]
     total = into.get(key)
     if total is None:
-        into[key] = StatsBucket(
-            bucket.requests, bucket.errors, bucket.duration_ms_sum, bucket.self_ms_sum,
-            bucket.exclusive_errors, list(bucket.histogram),
-        )
-        return
-    total.requests += bucket.requests
-    total.errors += bucket.errors
-    total.duration_ms_sum += bucket.duration_ms_sum
-    total.self_ms_sum += bucket.self_ms_sum
-    total.exclusive_errors += bucket.exclusive_errors
-    total.histogram = [a + b for a, b in zip(total.histogram, bucket.histogram)]
+        into[key] = bucket.copy()
+    else:
+        total.add(bucket)
 
 
 @dataclass
