@@ -26,6 +26,8 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 
+import orjson
+
 
 class EntityKind(str, Enum):
     """What a node in the dependency graph is; stored as ``Service.kind``."""
@@ -209,6 +211,10 @@ class WindowData:
     runs_on: dict[str, tuple[str, ...]]
     #: deployments whose ``at_ms`` falls in [baseline.start, incident.end)
     deployments: tuple[Deployment, ...]
+    #: identifies the stored data this was read from: two reads with the same non-empty
+    #: version returned equal windows (``GraphStore.read_window``; lets a caller reuse
+    #: results computed from it). Empty when unknown (built by hand, decoded).
+    version: str = ""
 
 
 def encode_window(w: WindowData) -> dict:
@@ -228,6 +234,36 @@ def encode_window(w: WindowData) -> dict:
         "deployments": [[d.id, d.service, d.version, d.at_ms, d.previous_version, d.commit,
                          d.source, [list(a) for a in d.attributes]] for d in w.deployments],
     }
+
+
+def _json_default(o: object) -> object:
+    """:func:`encode_window`'s list layout, produced inside orjson (see :func:`window_json`)."""
+    if isinstance(o, BucketRow):
+        return [o.start_s, o.requests, o.errors, o.duration_ms_sum, o.self_ms_sum, o.exclusive_errors,
+                o.histogram]
+    if isinstance(o, EdgeInfo):
+        return [o.caller, o.callee, o.is_async, o.buckets]
+    if isinstance(o, Entity):
+        return [o.id, o.name, o.kind.value, o.namespace]
+    if isinstance(o, Window):
+        return [o.start_s, o.end_s]
+    if isinstance(o, Deployment):
+        return [o.id, o.service, o.version, o.at_ms, o.previous_version, o.commit, o.source, o.attributes]
+    if isinstance(o, WindowData):
+        return {"incident": o.incident, "baseline": o.baseline, "bucket_seconds": o.bucket_seconds,
+                "entities": list(o.entities.values()), "service_buckets": o.service_buckets,
+                "edges": o.edges, "runs_on": o.runs_on, "deployments": o.deployments}
+    raise TypeError(f"not serialisable: {type(o).__name__}")
+
+
+def window_json(doc: dict) -> bytes:
+    """``doc`` as JSON bytes, every :class:`WindowData` in it in :func:`encode_window`'s layout.
+
+    Why not ``json.dumps(encode_window(w))``: building the lists in Python and encoding
+    them took ~0.5-1 s for a 500-2,000 service window (the incident audit record of every
+    RankCauses); orjson walks the dataclasses itself, ~10x faster, same bytes to a reader.
+    """
+    return orjson.dumps(doc, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATACLASS)
 
 
 def decode_window(doc: dict) -> WindowData:

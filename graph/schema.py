@@ -22,6 +22,7 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
     "FOR (b:ServiceBucket) REQUIRE (b.entity, b.t) IS UNIQUE",
     "CREATE CONSTRAINT edge_bucket IF NOT EXISTS "
     "FOR (b:EdgeBucket) REQUIRE (b.src, b.dst, b.t) IS UNIQUE",
+    "CREATE CONSTRAINT bucket_stamp IF NOT EXISTS FOR (s:BucketStamp) REQUIRE s.t IS UNIQUE",
     "CREATE INDEX service_bucket_t IF NOT EXISTS FOR (b:ServiceBucket) ON (b.t)",
     "CREATE INDEX edge_bucket_t IF NOT EXISTS FOR (b:EdgeBucket) ON (b.t)",
     "CREATE INDEX deployment_at IF NOT EXISTS FOR (d:Deployment) ON (d.at)",

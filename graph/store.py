@@ -13,10 +13,13 @@ Habits (DESIGN.md, STYLE.md #7):
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
+import uuid
 from typing import Any
 
-from neo4j import ManagedTransaction
+from neo4j import Driver, ManagedTransaction
 
 from rootgraph.graph.errors import StoreUnavailable
 from rootgraph.graph.model import (
@@ -32,6 +35,7 @@ from rootgraph.graph.model import (
 )
 from rootgraph.graph.repository import Repository
 from rootgraph.graph.schema import ensure_schema
+from rootgraph.graph.window_cache import Block, BucketCache
 
 __all__ = ["GraphStore", "merge_deltas"]
 
@@ -80,6 +84,12 @@ MERGE (b:EdgeBucket {src: r.src, dst: r.dst, t: r.t})
   ON CREATE SET b.n = 0, b.err = 0, b.dur = 0.0, b.h = r.zero
 SET b.n = b.n + r.n, b.err = b.err + r.err, b.dur = b.dur + r.dur,
     b.h = [i IN range(0, size(r.h) - 1) | coalesce(b.h[i], 0) + r.h[i]]
+"""
+
+_STAMP_BUCKETS = """
+UNWIND $ts AS t
+MERGE (s:BucketStamp {t: t})
+SET s.v = $v
 """
 
 _MERGE_RUNS_ON = """
@@ -195,6 +205,9 @@ def _write_rows(tx: ManagedTransaction, delta: GraphDelta, now: int) -> None:
         tx.run(_MERGE_EDGE_BUCKETS, rows=[
             {"src": s, "dst": d, "t": t, **_bucket_row(b)} for (s, d, t), b in delta.edge_buckets.items()
         ]).consume()
+    times = {t for _, t in delta.service_buckets} | {t for _, _, t in delta.edge_buckets}
+    if times:  # same transaction as the rows: readers' caches see the change (window_cache.py)
+        tx.run(_STAMP_BUCKETS, ts=sorted(times), v=uuid.uuid4().hex).consume()
     if delta.runs_on:
         tx.run(_MERGE_RUNS_ON, rows=[{"svc": s, "infra": i} for s, i in sorted(delta.runs_on)]).consume()
     if delta.versions:
@@ -207,11 +220,33 @@ def _write_rows(tx: ManagedTransaction, delta: GraphDelta, now: int) -> None:
 
 
 class GraphStore(Repository):
-    """Typed, idempotent access to the rootgraph graph in one Neo4j database."""
+    """Typed, idempotent access to the rootgraph graph in one Neo4j database.
+
+    ``cache_buckets``: how many bucket times of statistics ``read_window`` keeps in
+    memory (``graph/window_cache.py``; 0 disables it).
+    """
+
+    def __init__(self, driver: Driver, database: str = "neo4j", *, timeout_s: float = 30.0,
+                 cache_buckets: int = 150) -> None:
+        super().__init__(driver, database, timeout_s=timeout_s)
+        self.cache = BucketCache(cache_buckets)
+        #: the last few assembled windows by version (read_window); insertion-ordered
+        self._assembled: dict[str, WindowData] = {}
+        self._assembled_lock = threading.Lock()
 
     def ensure_schema(self) -> None:
         with self._translate():
             ensure_schema(self._driver, self._db)
+            with self._driver.session(database=self._db) as session:
+                # Graphs written before bucket stamps existed: stamp their buckets once.
+                if session.run("MATCH (s:BucketStamp) RETURN count(s) > 0 AS any").single()["any"]:
+                    return
+                for q in ("MATCH (b:ServiceBucket) RETURN DISTINCT b.t AS t",
+                          "MATCH (b:EdgeBucket) RETURN DISTINCT b.t AS t"):
+                    ts = [r["t"] for r in session.run(q)]
+                    if ts:
+                        session.execute_write(lambda tx, ts=ts: tx.run(
+                            _STAMP_BUCKETS, ts=ts, v=uuid.uuid4().hex).consume())
 
     def ping(self) -> bool:
         """True when Neo4j answers a trivial query (used by health checking)."""
@@ -226,6 +261,13 @@ class GraphStore(Repository):
         # CALL … IN TRANSACTIONS needs an implicit (auto-commit) transaction.
         with self._translate(), self._driver.session(database=self._db) as session:
             session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+        self.drop_caches()
+
+    def drop_caches(self) -> None:
+        """Forget every cached read (benchmarks measure first calls this way)."""
+        self.cache.clear()
+        with self._assembled_lock:
+            self._assembled.clear()
 
     # -- ingest -------------------------------------------------------------------
 
@@ -274,14 +316,28 @@ class GraphStore(Repository):
         return self._write(work)
 
     def prune(self, older_than_s: int, batch_ids_older_than_ms: int) -> int:
-        """Delete statistics buckets before ``older_than_s`` and old batch markers."""
+        """Delete statistics buckets before ``older_than_s`` and old batch markers.
+
+        Bucket times touched get a new stamp (a partial delete changes their rows) and
+        stamps of times left without rows are deleted, so caches re-read or drop them.
+        """
         def work(tx: ManagedTransaction) -> int:
             n = 0
+            touched: set[int] = set()
             for q in (
-                "MATCH (b:ServiceBucket) WHERE b.t < $t WITH b LIMIT 50000 DETACH DELETE b RETURN count(*) AS n",
-                "MATCH (b:EdgeBucket) WHERE b.t < $t WITH b LIMIT 50000 DETACH DELETE b RETURN count(*) AS n",
+                "MATCH (b:ServiceBucket) WHERE b.t < $t WITH b LIMIT 50000 "
+                "WITH b, b.t AS t DETACH DELETE b RETURN count(*) AS n, collect(DISTINCT t) AS ts",
+                "MATCH (b:EdgeBucket) WHERE b.t < $t WITH b LIMIT 50000 "
+                "WITH b, b.t AS t DETACH DELETE b RETURN count(*) AS n, collect(DISTINCT t) AS ts",
             ):
-                n += tx.run(q, t=older_than_s).single()["n"]
+                rec = tx.run(q, t=older_than_s).single()
+                n += rec["n"]
+                touched.update(rec["ts"])
+            if touched:
+                tx.run(_STAMP_BUCKETS, ts=sorted(touched), v=uuid.uuid4().hex).consume()
+            tx.run("MATCH (s:BucketStamp) WHERE s.t < $t "
+                   "AND NOT EXISTS { MATCH (b:ServiceBucket {t: s.t}) } "
+                   "AND NOT EXISTS { MATCH (b:EdgeBucket {t: s.t}) } DELETE s", t=older_than_s).consume()
             n += tx.run(
                 "MATCH (b:IngestBatch) WHERE b.at < $at WITH b LIMIT 50000 DELETE b RETURN count(*) AS n",
                 at=batch_ids_older_than_ms,
@@ -292,23 +348,68 @@ class GraphStore(Repository):
 
     # -- reads --------------------------------------------------------------------
 
+    def _blocks(self, tx: ManagedTransaction, lo: int, hi: int) -> tuple[dict[int, str], dict[int, Block], list[int]]:
+        """(stamps, blocks, stale times) of ``[lo, hi)``: cached blocks whose stamp still
+        matches, the others read from Neo4j (``graph/window_cache.py``)."""
+        # Stamps first: rows read after them are at least as new (module doc).
+        stamps = dict(tx.run("MATCH (s:BucketStamp) WHERE s.t >= $lo AND s.t < $hi RETURN s.t, s.v",
+                             lo=lo, hi=hi).values())
+        blocks: dict[int, Block] = {}
+        stale = []
+        for t, v in stamps.items():
+            b = self.cache.get(t, v)
+            if b is None:
+                stale.append(t)
+            else:
+                blocks[t] = b
+        if stale:
+            svc: dict[int, list] = {t: [] for t in stale}
+            edg: dict[int, list] = {t: [] for t in stale}
+            for t, rows in tx.run(
+                "MATCH (b:ServiceBucket) WHERE b.t IN $ts "
+                "RETURN b.t, collect([b.entity, b.n, b.err, b.dur, b.self, b.xerr, b.h])", ts=stale,
+            ).values():
+                svc[t] = [(e, BucketRow(t, n, err, dur, self_, xerr, tuple(h)))
+                          for e, n, err, dur, self_, xerr, h in rows]
+            for t, rows in tx.run(
+                "MATCH (b:EdgeBucket) WHERE b.t IN $ts "
+                "RETURN b.t, collect([b.src, b.dst, b.n, b.err, b.dur, b.h])", ts=stale,
+            ).values():
+                edg[t] = [(a, d, BucketRow(t, n, err, dur, 0.0, 0, tuple(h)))
+                          for a, d, n, err, dur, h in rows]
+            for t in stale:
+                blocks[t] = Block(stamps[t], tuple(svc[t]), tuple(edg[t]))
+        return stamps, blocks, stale
+
+    def _keep(self, lo: int, hi: int, stamps: dict[int, str], blocks: dict[int, Block], stale: list[int]) -> None:
+        """Update the cache after a read transaction succeeded."""
+        self.cache.discard_missing(lo, hi, set(stamps))
+        for t in stale:
+            self.cache.put(t, blocks[t])
+
+    def warm(self, start_s: int, end_s: int, *, timeout_s: float | None = None) -> int:
+        """Bring the cached statistics of ``[start_s, end_s)`` up to date; returns how many
+        bucket times were (re-)read. The API runs this in the background so that a
+        RankCauses for the recent past finds its rows in memory."""
+        stamps, blocks, stale = self._read(lambda tx: self._blocks(tx, start_s, end_s), timeout_s=timeout_s)
+        self._keep(start_s, end_s, stamps, blocks, stale)
+        return len(stale)
+
     def read_window(self, incident: Window, baseline: Window, bucket_seconds: int,
                     *, timeout_s: float | None = None) -> WindowData:
-        """Subgraph and statistics of entities active in the baseline or incident window."""
+        """Subgraph and statistics of entities active in the baseline or incident window.
+
+        Statistics rows of bucket times whose stamp matches the cache come from memory
+        (``graph/window_cache.py``); the others, and the entities, from Neo4j. A window
+        whose ``version`` (stamps, entities, hosts, deployments) equals one assembled
+        recently is returned as that same (immutable) object.
+        """
         lo, hi = min(incident.start_s, baseline.start_s), max(incident.end_s, baseline.end_s)
 
-        def work(tx: ManagedTransaction) -> WindowData:
-            svc_rows = tx.run(
-                "MATCH (b:ServiceBucket) WHERE b.t >= $lo AND b.t < $hi "
-                "RETURN b.entity AS e, collect([b.t, b.n, b.err, b.dur, b.self, b.xerr, b.h]) AS rows",
-                lo=lo, hi=hi,
-            ).values()
-            edge_rows = tx.run(
-                "MATCH (b:EdgeBucket) WHERE b.t >= $lo AND b.t < $hi "
-                "RETURN b.src AS s, b.dst AS d, collect([b.t, b.n, b.err, b.dur, b.h]) AS rows",
-                lo=lo, hi=hi,
-            ).values()
-            ids = {e for e, _ in svc_rows} | {s for s, _, _ in edge_rows} | {d for _, d, _ in edge_rows}
+        def work(tx: ManagedTransaction):  # noqa: ANN202
+            stamps, blocks, stale = self._blocks(tx, lo, hi)
+            ids = {e for b in blocks.values() for e, _ in b.services}
+            ids.update(x for b in blocks.values() for a, d, _ in b.edges for x in (a, d))
             ent_rows = tx.run(
                 "MATCH (e:Entity) WHERE e.id IN $ids "
                 "OPTIONAL MATCH (e)-[:RUNS_ON]->(h:Infra) "
@@ -325,9 +426,10 @@ class GraphStore(Repository):
                 "MATCH (d:Deployment) WHERE d.at >= $lo AND d.at < $hi RETURN d ORDER BY d.at",
                 lo=lo * 1000, hi=hi * 1000,
             ).values()
-            return ent_rows, infra_rows, svc_rows, edge_rows, dep_rows
+            return stamps, blocks, stale, ent_rows, infra_rows, dep_rows
 
-        ent_rows, infra_rows, svc_rows, edge_rows, dep_rows = self._read(work, timeout_s=timeout_s)
+        stamps, blocks, stale, ent_rows, infra_rows, dep_rows = self._read(work, timeout_s=timeout_s)
+        self._keep(lo, hi, stamps, blocks, stale)
         entities: dict[str, Entity] = {}
         runs_on: dict[str, tuple[str, ...]] = {}
         async_edges: set[tuple[str, str]] = set()
@@ -338,20 +440,35 @@ class GraphStore(Repository):
             async_edges.update((eid, x) for x in async_to)
         for eid, name, ns, kind in infra_rows:
             entities[eid] = Entity(eid, name or eid, EntityKind(kind), ns or "")
-        service_buckets = {
-            e: tuple(sorted((BucketRow(t, n, err, dur, self_, xerr, tuple(h))
-                             for t, n, err, dur, self_, xerr, h in rows), key=lambda r: r.start_s))
-            for e, rows in svc_rows
-        }
-        edges = tuple(
-            EdgeInfo(s, d, (s, d) in async_edges, tuple(sorted(
-                (BucketRow(t, n, err, dur, 0.0, 0, tuple(h)) for t, n, err, dur, h in rows),
-                key=lambda r: r.start_s)))
-            for s, d, rows in sorted(edge_rows)
-        )
         deployments = tuple(_deployment_from(rec[0]) for rec in dep_rows)
-        return WindowData(incident, baseline, bucket_seconds, entities, service_buckets,
-                          edges, runs_on, deployments)
+        # Rows are fixed by the stamps; entities, hosts and deployments are summarised.
+        version = hashlib.blake2b(repr((
+            incident, baseline, bucket_seconds, sorted(stamps.items()), sorted(entities),
+            sorted(runs_on.items()), sorted(async_edges), [d.id for d in deployments],
+        )).encode(), digest_size=16).hexdigest()
+        with self._assembled_lock:
+            hit = self._assembled.get(version)
+        if hit is not None:
+            return hit
+        service_rows: dict[str, list[BucketRow]] = {}
+        edge_rows: dict[tuple[str, str], list[BucketRow]] = {}
+        for t in sorted(blocks):  # time order: every series comes out sorted by start
+            b = blocks[t]
+            for e, row in b.services:
+                service_rows.setdefault(e, []).append(row)
+            for a, d, row in b.edges:
+                edge_rows.setdefault((a, d), []).append(row)
+        service_buckets = {e: tuple(rows) for e, rows in service_rows.items()}
+        edges = tuple(EdgeInfo(s, d, (s, d) in async_edges, tuple(edge_rows[(s, d)]))
+                      for s, d in sorted(edge_rows))
+        window = WindowData(incident, baseline, bucket_seconds, entities, service_buckets,
+                            edges, runs_on, deployments, version)
+        if self.cache.max_blocks:
+            with self._assembled_lock:
+                self._assembled[version] = window
+                while len(self._assembled) > 4:
+                    self._assembled.pop(next(iter(self._assembled)))
+        return window
 
     def entity(self, entity_id: str) -> Entity | None:
         rec = self._read(lambda tx: tx.run(

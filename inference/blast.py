@@ -21,7 +21,7 @@ from scipy import sparse
 
 from rootgraph.graph.model import WindowData
 from rootgraph.inference.errors import InvalidArgument, UnknownEntity
-from rootgraph.inference.evidence import INFRA_KINDS, score_window
+from rootgraph.inference.evidence import INFRA_KINDS, score_traffic
 from rootgraph.inference.explain import bfs_up, caller_map, path_to
 from rootgraph.inference.model import CausalModel, ModelParams, build_model
 from rootgraph.inference.results import BlastRadius, Impact
@@ -30,8 +30,11 @@ FAULT_KINDS = frozenset({"error", "latency", "saturation", "down"})
 
 
 def whatif_model(window: WindowData, params: ModelParams | None = None) -> CausalModel:
-    """The evidence-free network of ``window`` (reusable across what-if queries)."""
-    return build_model(score_window(window), params, whatif=True)
+    """The evidence-free network of ``window`` (reusable across what-if queries).
+
+    Built from traffic totals (``score_traffic``): what-if links never read anomaly verdicts.
+    """
+    return build_model(score_traffic(window), params, whatif=True)
 
 
 def sample_anomalies(model: CausalModel, clamp: str, samples: int = 4000, seed: int = 0) -> dict[str, float]:

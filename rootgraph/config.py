@@ -83,6 +83,9 @@ class Settings:
     max_request_bytes: int = 64 * 1024 * 1024
     #: Most OTLP requests written in one Neo4j transaction (group commit; 1 = off).
     ingest_group_max: int = 32
+    #: Bucket times of statistics kept in memory for reads (graph/window_cache.py);
+    #: 150 covers a 30-minute baseline + incident and BlastRadius's hour. 0 = off.
+    window_cache_buckets: int = 150
     #: Optional bearer token required on mutating RPCs (``ROOTGRAPH_TOKEN``).
     api_token: Secret | None = None
 
@@ -104,6 +107,8 @@ class Settings:
             raise ConfigError(f"max_request_bytes: must be >= 1024, got {self.max_request_bytes}")
         if self.ingest_group_max < 1:
             raise ConfigError(f"ingest_group_max: must be >= 1, got {self.ingest_group_max}")
+        if self.window_cache_buckets < 0:
+            raise ConfigError(f"window_cache_buckets: must be >= 0, got {self.window_cache_buckets}")
         if self.local_start_timeout_s <= 0:
             raise ConfigError("local_start_timeout_s: must be > 0")
         for name in ("api_address", "otlp_grpc_address", "otlp_http_address"):
@@ -142,6 +147,7 @@ _ENV: dict[str, str] = {
     "retention_hours": "ROOTGRAPH_RETENTION_HOURS",
     "max_request_bytes": "ROOTGRAPH_MAX_REQUEST_BYTES",
     "ingest_group_max": "ROOTGRAPH_INGEST_GROUP_MAX",
+    "window_cache_buckets": "ROOTGRAPH_WINDOW_CACHE_BUCKETS",
 }
 
 

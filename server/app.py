@@ -2,9 +2,16 @@
 
 One process: a gRPC server (``RootCause`` + OTLP ``TraceService`` + health +
 reflection) bound to the API address and the OTLP/gRPC address, and the OTLP/HTTP
-receiver. Background threads: Neo4j health, pairing expiry (``Ingestor.tick``) and
-retention pruning. ``stop`` drains in-flight RPCs first (grace period), then flushes
+receiver. Background threads: Neo4j health, pairing expiry (``Ingestor.tick``),
+retention pruning and the read-cache warmer (``GraphStore.warm``). ``stop`` drains in-flight RPCs first (grace period), then flushes
 the waiting span halves so they are written, not lost.
+
+``role`` splits it in two processes when ingest and queries should not share a GIL
+(issue 8: RankCauses callers slowed sustained ingest): ``ingest`` serves only the OTLP
+receivers (plus health), ``api`` only ``RootCause`` (plus health). Neo4j is the only
+state they share; the API's read cache stays coherent through the bucket stamps the
+ingest process writes (``graph/window_cache.py``). Run one ingest process per
+deployment: span pairing memory is per process.
 """
 
 from __future__ import annotations
@@ -28,7 +35,6 @@ from rootgraph.graph.incidents import IncidentStore
 from rootgraph.graph.model import GraphDelta
 from rootgraph.graph.models import ModelStore
 from rootgraph.graph.store import GraphStore
-from rootgraph.inference.blast import blast_radius
 from rootgraph.ingest.config import IngestConfig
 from rootgraph.ingest.group import GroupCommitter
 from rootgraph.ingest.pipeline import Ingestor
@@ -39,9 +45,15 @@ from rootgraph.server.otlp_http import OtlpHttpServer
 from rootgraph.server.registry import ModelRegistry
 from rootgraph.server.rootcause import RootCauseServicer
 from rootgraph.server.telemetry import prometheus_text, setup_telemetry
+from rootgraph.server.whatif import WhatIf
 from rootgraph.v1 import rootgraph_pb2, rootgraph_pb2_grpc
 
-__all__ = ["App", "TlsFiles"]
+__all__ = ["App", "ROLES", "TlsFiles"]
+
+ROLES = ("all", "ingest", "api")
+#: The read-cache warmer's period and how far back it keeps statistics in memory.
+WARM_EVERY_S = 15.0
+WARM_SPAN_S = 90 * 60
 
 log = logging.getLogger("rootgraph.server")
 
@@ -82,9 +94,13 @@ class App:
     """The running service. ``start()`` binds everything; ``stop()`` drains and closes."""
 
     def __init__(self, settings: Settings, driver: Driver, *, tls: TlsFiles | None = None,
-                 max_workers: int = 16) -> None:
+                 max_workers: int = 16, role: str = "all") -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        self.role = role
+        ingest, api = role in ("all", "ingest"), role in ("all", "api")
         self.settings = settings
-        self.graph = GraphStore(driver, settings.neo4j_database)
+        self.graph = GraphStore(driver, settings.neo4j_database, cache_buckets=settings.window_cache_buckets)
         self.graph.ensure_schema()
         self.incidents = IncidentStore(driver, settings.neo4j_database)
         self._sink = _TimedSink(self.graph)
@@ -108,13 +124,15 @@ class App:
             # RESOURCE_EXHAUSTED at once instead of queueing without bound.
             maximum_concurrent_rpcs=max_workers * 4,
         )
-        rootgraph_pb2_grpc.add_RootCauseServicer_to_server(
-            RootCauseServicer(self.graph, self.incidents, self.ranker,
-                              lambda w, e, k: blast_radius(w, e, k, params=self.ranker.params),
-                              bucket_seconds=settings.bucket_seconds),
-            self._grpc,
-        )
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceServiceServicer(consumer), self._grpc)
+        self.whatif = WhatIf(lambda: self.ranker.params)
+        if api:
+            rootgraph_pb2_grpc.add_RootCauseServicer_to_server(
+                RootCauseServicer(self.graph, self.incidents, self.ranker, self.whatif,
+                                  bucket_seconds=settings.bucket_seconds),
+                self._grpc,
+            )
+        if ingest:
+            trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceServiceServicer(consumer), self._grpc)
         self._health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health_servicer, self._grpc)
         reflection.enable_server_reflection((
@@ -127,26 +145,33 @@ class App:
 
         creds = server_credentials(tls.cert, tls.key, tls.client_ca) if tls else None
         self.ports: dict[str, int] = {}
-        for name, addr in (("api", settings.api_address), ("otlp_grpc", settings.otlp_grpc_address)):
-            if name == "otlp_grpc" and addr == settings.api_address and not addr.endswith(":0"):
+        binds = ([("api", settings.api_address)] if api else []) + \
+            ([("otlp_grpc", settings.otlp_grpc_address)] if ingest else [])
+        for name, addr in binds:
+            if name == "otlp_grpc" and api and addr == settings.api_address and not addr.endswith(":0"):
                 self.ports[name] = self.ports["api"]  # one port serves both
                 continue
             port = self._grpc.add_secure_port(addr, creds) if creds else self._grpc.add_insecure_port(addr)
             if port == 0:
                 raise OSError(f"{name}: cannot bind {addr} (address in use?)")
             self.ports[name] = port
-        self._http = OtlpHttpServer(settings.otlp_http_address, consumer,
-                                    max_bytes=settings.max_request_bytes,
-                                    metrics=lambda: prometheus_text(self.stats()),
-                                    healthy=lambda: self.health.serving,
-                                    # the same bearer token as the gRPC Export (issue 8)
-                                    token=settings.api_token.value if settings.api_token else None)
-        self.ports["otlp_http"] = self._http.port
+        self._http: OtlpHttpServer | None = None
+        if ingest:
+            self._http = OtlpHttpServer(settings.otlp_http_address, consumer,
+                                        max_bytes=settings.max_request_bytes,
+                                        metrics=lambda: prometheus_text(self.stats()),
+                                        healthy=lambda: self.health.serving,
+                                        # the same bearer token as the gRPC Export (issue 8)
+                                        token=settings.api_token.value if settings.api_token else None)
+            self.ports["otlp_http"] = self._http.port
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._every, args=(1.0, self._tick), name="pairing-expiry", daemon=True),
             threading.Thread(target=self._every, args=(600.0, self._prune), name="retention", daemon=True),
-        ]
+        ] if ingest else []
+        if api and settings.window_cache_buckets:
+            self._threads.append(threading.Thread(target=self._every, args=(WARM_EVERY_S, self._warm),
+                                                  name="read-cache-warmer", daemon=True))
 
     def stats(self) -> dict[str, float]:
         out: dict[str, float] = dict(self.ingestor.stats())
@@ -167,6 +192,14 @@ class App:
         if self.health.serving:
             self.ingestor.tick()
 
+    def _warm(self) -> None:
+        """Keep the recent past's statistics in the read cache (RankCauses' default 45
+        minutes, BlastRadius's hour): only bucket times whose stamp changed are re-read."""
+        if self.health.serving:
+            now = int(time.time())
+            span = min(WARM_SPAN_S, self.settings.window_cache_buckets * self.settings.bucket_seconds)
+            self.graph.warm(now - span, now + self.settings.bucket_seconds, timeout_s=10.0)
+
     def _prune(self) -> None:
         now = time.time()
         cutoff = int(now - self.settings.retention_hours * 3600)
@@ -175,7 +208,8 @@ class App:
     def start(self) -> "App":
         self.health.start()  # first: ingest refuses while health has not seen Neo4j yet
         self._grpc.start()
-        self._http.start()
+        if self._http is not None:
+            self._http.start()
         for t in self._threads:
             t.start()
         return self
@@ -183,7 +217,8 @@ class App:
     def stop(self, grace_s: float = 10.0) -> None:
         """Graceful: refuse new RPCs, finish in-flight ones, then flush waiting halves."""
         self._stop.set()
-        self._http.stop()
+        if self._http is not None:
+            self._http.stop()
         self._grpc.stop(grace_s).wait()
         self.committer.close()
         try:

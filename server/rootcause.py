@@ -8,7 +8,6 @@ constructor (STYLE.md #2), so tests can hand it a real store and a real ranker.
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import time
 import uuid
@@ -20,7 +19,7 @@ from opentelemetry import trace
 
 from rootgraph.graph.errors import NotFound
 from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord, IncidentStore
-from rootgraph.graph.model import Window, WindowData, encode_window
+from rootgraph.graph.model import Window, WindowData, window_json
 from rootgraph.graph.store import GraphStore
 from rootgraph.inference.results import BlastRadius, Ranking
 from rootgraph.server.convert import (
@@ -96,9 +95,8 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
                 suspects=tuple((c.entity, c.rank, c.probability) for c in ranking.causes),
                 affects=tuple((s, 1.0) for s in ranking.symptoms if s in data.entities),
                 response_json=json_format.MessageToJson(response),
-                inputs_gz=gzip.compress(json.dumps(
-                    {"window": encode_window(data), "symptoms": list(win.symptoms),
-                     "top_k": win.top_k}, separators=(",", ":")).encode(), compresslevel=3),
+                inputs_gz=gzip.compress(window_json(
+                    {"window": data, "symptoms": list(win.symptoms), "top_k": win.top_k}), compresslevel=1),
             ))
         return response
 
@@ -110,13 +108,13 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
         if fault_kind == "?":
             raise InvalidRequest("fault_kind", f"must be errors or latency, got {request.fault_kind[:40]!r}")
         at = ts_seconds(request.at, "at") if request.HasField("at") else self._clock()
-        if self._graph.entity(entity) is None:
-            raise NotFound(f"entity: unknown entity {entity!r}")
         end = int(-(-at // self._bucket) * self._bucket)
         start = end - BLAST_HISTORY_S
         data = self._graph.read_window(Window(start, end), Window(start - self._bucket, start),
                                        self._bucket, timeout_s=_remaining(context))
         if entity not in data.entities:
+            if self._graph.entity(entity) is None:
+                raise NotFound(f"entity: unknown entity {entity!r}")
             # Known entity, but no traffic in the last hour: use every bucket still stored
             # (retention bounds it). The baseline is unused by what-if queries.
             data = self._graph.read_window(Window(self._bucket, end), Window(0, self._bucket),
@@ -159,13 +157,14 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
         validate_entity_name(request.incident_id, "incident_id")
         rec = self._incidents.get_incident(request.incident_id)
         ranking = json_format.Parse(rec.response_json, pb.RankCausesResponse())
-        evidence = json.loads(gzip.decompress(rec.inputs_gz)) if rec.inputs_gz else {}
+        # Stored as compact JSON already: handed out as is, not parsed and re-encoded.
+        evidence = gzip.decompress(rec.inputs_gz).decode() if rec.inputs_gz else "{}"
         action_ids = {v: k for k, v in _ACTIONS.items()}
         outcome_ids = {v: k for k, v in _OUTCOMES.items()}
         return pb.GetIncidentResponse(
             ranking=ranking, created=ts(rec.created_ms / 1000),
             baseline_start=ts(rec.baseline_start_s), baseline_end=ts(rec.baseline_end_s),
-            evidence_json=json.dumps(evidence, separators=(",", ":")),
+            evidence_json=evidence,
             feedback=[pb.Feedback(
                 feedback_id=f.id, confirmed_cause=f.confirmed_cause, none_of_these=f.none_of_these,
                 action=action_ids.get(f.action, 0), outcome=outcome_ids.get(f.outcome, 0),

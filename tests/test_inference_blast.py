@@ -72,3 +72,17 @@ def test_blast_radius_rejects_unknown_entities_and_fault_kinds():
 def test_blast_radius_is_deterministic_for_a_fixed_seed():
     model = whatif_model(chain_window())
     assert blast_radius(model, "orders") == blast_radius(model, "orders")
+
+
+def test_whatif_network_from_traffic_totals_equals_the_one_from_full_scoring():
+    """``score_traffic`` is a shortcut, not a different model: same what-if network."""
+    from rootgraph.inference.evidence import score_traffic, score_window
+    from rootgraph.inference.model import build_model
+    from rootgraph.inference.synthetic import generate_incident
+
+    for seed in (1, 2):
+        window, _ = generate_incident(80, seed=seed)
+        full = build_model(score_window(window), whatif=True)
+        fast = build_model(score_traffic(window), whatif=True)
+        assert fast.nodes == full.nodes and fast.strengths == full.strengths
+        assert fast.priors == full.priors and fast.entry_share == full.entry_share

@@ -121,6 +121,25 @@ def test_blast_radius_reaches_callers_transitively(client, incident) -> None:  #
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_blast_radius_reuses_its_what_if_network_until_the_data_changes(client, incident, app, store) -> None:  # noqa: ANN001,E501
+    at = incident.incident.end_s
+    builds = app.whatif.builds
+    first = client.blast_radius("db:postgresql/orders", at=at)
+    again = client.blast_radius("checkout", at=at)
+    assert app.whatif.builds == builds + 1 and app.whatif.hits >= 1  # one network, two answers
+    assert {i.entity for i in again.impacts} >= {"frontend"}
+    # A new deployment inside the history window changes the priors: a new network.
+    client.record_deployment("checkout", "9.9.9", id="late-1", at=at - 120)
+    client.blast_radius("db:postgresql/orders", at=at)
+    assert app.whatif.builds == builds + 2
+    # So do new statistics (another process's write: the stamps tell).
+    more = db_incident()
+    store.apply_delta(window_to_delta(more, batch_id="more"))
+    after = client.blast_radius("db:postgresql/orders", at=at)
+    assert app.whatif.builds == builds + 3
+    assert [i.entity for i in after.impacts] == [i.entity for i in first.impacts]
+
+
 def test_record_deployment_is_idempotent_and_validated(client, store) -> None:  # noqa: ANN001
     assert client.record_deployment("checkout", "1.4.2", id="argo-1", commit="abc", previous_version="1.4.1",
                                     at=1_700_000_000, attributes={"env": "prod"}) is True

@@ -1,0 +1,83 @@
+"""``read_window``'s bucket cache against the real Neo4j: served from memory only while
+the stamps say nothing changed, across store instances (processes), clears and prunes."""
+
+from __future__ import annotations
+
+from rootgraph.graph.model import Window
+from rootgraph.graph.store import GraphStore
+from rootgraph.graph.window_cache import BucketCache
+from test_graph_store import _bucket, _delta
+
+INC, BASE = Window(600, 720), Window(0, 600)
+
+
+def _requests(store: GraphStore) -> dict[int, int]:
+    data = store.read_window(INC, BASE, 60)
+    return {r.start_s: r.requests for r in data.service_buckets.get("shop/frontend", ())}
+
+
+def test_second_read_is_served_from_memory_and_equal(store: GraphStore) -> None:
+    d = _delta("a")
+    d.service_buckets[("shop/frontend", 660)] = _bucket(5, 0, 10.0)
+    store.apply_delta(d)
+    first = store.read_window(INC, BASE, 60)
+    misses = store.cache.misses
+    second = store.read_window(INC, BASE, 60)
+    assert second == first
+    assert store.cache.misses == misses  # nothing re-read
+    assert store.cache.hits >= 2
+    uncached = GraphStore(store._driver, store._db, cache_buckets=0).read_window(INC, BASE, 60)
+    assert uncached == first
+
+
+def test_a_write_to_a_cached_minute_is_seen_by_the_next_read(store: GraphStore, neo4j_driver) -> None:  # noqa: ANN001
+    store.apply_delta(_delta("a"))
+    assert _requests(store) == {600: 10}
+    other = GraphStore(neo4j_driver, store._db)  # e.g. the ingest process, its own cache
+    d = _delta("b")
+    d.service_buckets[("shop/frontend", 660)] = _bucket(5, 0, 10.0)
+    other.apply_delta(d)
+    hits = store.cache.hits
+    assert _requests(store) == {600: 20, 660: 5}
+    assert store.cache.hits == hits  # both minutes changed: both re-read
+    other.apply_delta(_delta("c"))  # touches minute 600 only
+    assert _requests(store) == {600: 30, 660: 5}
+    assert store.cache.hits == hits + 1  # minute 660 still valid
+
+
+def test_clear_and_prune_invalidate(store: GraphStore, neo4j_driver) -> None:  # noqa: ANN001
+    d = _delta("a")
+    d.service_buckets[("shop/frontend", 0)] = _bucket(3, 0, 10.0)
+    store.apply_delta(d)
+    assert _requests(store) == {0: 3, 600: 10}
+    GraphStore(neo4j_driver, store._db).prune(older_than_s=600, batch_ids_older_than_ms=0)
+    assert _requests(store) == {600: 10}
+    with neo4j_driver.session(database=store._db) as s:
+        assert s.run("MATCH (s:BucketStamp) RETURN collect(s.t) AS ts").single()["ts"] == [600]
+    GraphStore(neo4j_driver, store._db).clear()  # another instance: this cache is not told
+    assert _requests(store) == {}
+    store.apply_delta(_delta("again"))
+    assert _requests(store) == {600: 10}
+
+
+def test_cache_is_bounded_lru() -> None:
+    from rootgraph.graph.window_cache import Block
+    c = BucketCache(max_blocks=2)
+    for t in (60, 120, 180):
+        c.put(t, Block(f"v{t}", (), ()))
+    assert len(c) == 2 and c.get(60, "v60") is None and c.get(180, "v180") is not None
+    assert c.get(180, "stale") is None
+    BucketCache(0).put(60, Block("v", (), ()))
+
+
+def test_warm_reads_only_what_changed_and_read_window_reuses_the_assembled_window(store: GraphStore) -> None:
+    store.apply_delta(_delta("a"))
+    assert store.warm(0, 720) == 1  # minute 600 is the only stamped bucket time
+    assert store.warm(0, 720) == 0
+    first = store.read_window(INC, BASE, 60)
+    assert store.read_window(INC, BASE, 60) is first and first.version
+    store.apply_delta(_delta("b"))
+    assert store.warm(0, 720) == 1
+    second = store.read_window(INC, BASE, 60)
+    assert second is not first and second.version != first.version
+    assert second.service_buckets["shop/frontend"][0].requests == 20
