@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rankers", type=int, default=2, help="concurrent RankCauses callers")
     p.add_argument("--burst", type=int, default=200, help="simultaneous Exports in the back-pressure probe")
     p.add_argument("--sample-s", type=float, default=10.0)
+    p.add_argument("--split", action="store_true",
+                   help="two server processes: `serve --role ingest` (OTLP) and `serve --role api` (RankCauses)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     duration = args.minutes * 60
@@ -117,21 +119,27 @@ def main(argv: list[str] | None = None) -> int:
         store.clear()
         template = build_template(90_000)
         with tempfile.TemporaryDirectory(prefix="rootgraph-load-") as tmp:
-            server = ServerProcess(local.bolt_uri, local.password_file, Path(tmp) / "server.log").start()
+            server = ServerProcess(local.bolt_uri, local.password_file, Path(tmp) / "server.log",
+                                   role="ingest" if args.split else "all").start()
+            api = server if not args.split else ServerProcess(
+                local.bolt_uri, local.password_file, Path(tmp) / "api.log", role="api").start()
             drv = ReplayDriver(template, server.otlp_grpc, tmp, senders=args.senders, threads=args.threads).start()
             stop = threading.Event()
             lat: list[float] = []
             rank_errors: collections.Counter = collections.Counter()
-            threads = rankers(server.api, template, stop, args.rankers, lat, rank_errors)
+            threads = rankers(api.api, template, stop, args.rankers, lat, rank_errors)
             t0 = time.monotonic()
-            samples, rss, burst_result, next_rss = [], [], None, 0.0
+            samples, rss, api_rss, burst_result, next_rss = [], [], [], None, 0.0
             while (now := time.monotonic() - t0) < duration:
                 samples.append((now, drv.totals()["acked_spans"]))
                 if now >= next_rss:
                     kb = server.memory_kb()["VmRSS"]
                     rss.append((round(now), round(kb / 1024, 1)))
+                    if api is not server:
+                        api_rss.append((round(now), round(api.memory_kb()["VmRSS"] / 1024, 1)))
                     print(f"  t={now:5.0f}s acked={samples[-1][1]:>10,} spans  RankCauses n={len(lat)}  "
-                          f"server RSS {kb / 1024:6.1f} MiB", flush=True)
+                          f"server RSS {kb / 1024:6.1f} MiB"
+                          + (f", api RSS {api_rss[-1][1]:6.1f} MiB" if api_rss else ""), flush=True)
                     next_rss += args.sample_s
                 if burst_result is None and now >= duration / 2:
                     burst_result = burst(server.otlp_grpc, template, args.burst)
@@ -143,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
             sent = drv.stop()
             elapsed = time.monotonic() - t0
             peak = server.memory_kb()["VmHWM"]
+            api_peak = api.memory_kb()["VmHWM"] if api is not server else 0
             server.stop()
+            if api is not server:
+                api.stop()
         got = store.ingest_totals()
     finally:
         driver.close()
@@ -160,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         "spans_per_s_overall": round(sent["acked_spans"] / elapsed),
         "rank_causes": {"calls": len(lat), "p50_ms": round(q[49], 1), "p95_ms": round(q[94], 1),
                         "errors": dict(rank_errors)},
-        "burst_codes": codes, "server_rss_mib_samples": rss, "server_peak_rss_mib": round(peak / 1024, 1),
+        "split": args.split, "burst_codes": codes, "server_rss_mib_samples": rss,
+        "server_peak_rss_mib": round(peak / 1024, 1),
+        "api_rss_mib_samples": api_rss, "api_peak_rss_mib": round(api_peak / 1024, 1),
         "acked": {"requests": expect[0], "spans": expect[1], "entries": expect[2],
                   "exporter_failed_attempts": sent["failed_attempts"], "gave_up_spans": sent["gave_up_spans"]},
         "neo4j": got,
@@ -174,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  RankCauses under load: {result['rank_causes']}")
         print(f"  back-pressure burst of {args.burst}: {codes}")
         print(f"  server peak RSS {result['server_peak_rss_mib']} MiB; samples {rss}")
+        if args.split:
+            print(f"  api process peak RSS {result['api_peak_rss_mib']} MiB; samples {api_rss}")
         print(f"  acked {result['acked']}\n  Neo4j {got}  -> {'OK' if result['ok'] else 'MISMATCH'}")
     return 0 if result["ok"] else 1
 

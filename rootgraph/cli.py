@@ -130,10 +130,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tls = TlsFiles(Path(args.tls_cert), Path(args.tls_key),
                        Path(args.tls_client_ca) if args.tls_client_ca else None)
     driver = open_driver(settings, log=lambda m: err_console.print(f"[dim]{m}[/dim]"))
-    app = App(settings, driver, tls=tls).start()
+    app = App(settings, driver, tls=tls, role=args.role).start()
+    parts = ([f"api {settings.api_address}"] if args.role != "ingest" else []) + (
+        [f"OTLP gRPC {settings.otlp_grpc_address}", f"OTLP HTTP {settings.otlp_http_address}"]
+        if args.role != "api" else [])
     err_console.print(
-        f"rootgraph serving: api {settings.api_address}, OTLP gRPC {settings.otlp_grpc_address}, "
-        f"OTLP HTTP {settings.otlp_http_address} (auth {'on' if settings.api_token else 'off'}, "
+        f"rootgraph serving ({args.role}): {', '.join(parts)} (auth {'on' if settings.api_token else 'off'}, "
         f"TLS {'on' if tls else 'off'})")
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -405,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", help="PEM certificate: serve gRPC over TLS")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument("--tls-client-ca", help="PEM CA bundle: require client certificates (mTLS)")
+    p.add_argument("--role", choices=["all", "ingest", "api"], default="all",
+                   help="all (default); or split: 'ingest' = OTLP receivers only, 'api' = RootCause "
+                        "only (separate processes, e.g. so queries do not slow ingest)")
 
     p = add("ingest", cmd_ingest, "load OTLP JSON-lines or protobuf files into the graph")
     p.add_argument("files", nargs="+", help="OTLP files (.jsonl/.json/.pb, optionally .gz)")

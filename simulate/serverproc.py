@@ -44,7 +44,8 @@ class ServerProcess:
     """One ``rootgraph serve`` child on free loopback ports."""
 
     def __init__(self, neo4j_uri: str, password_file: Path, log_path: Path,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, role: str = "all") -> None:
+        self.role = role
         self.api = f"127.0.0.1:{free_port()}"
         self.otlp_grpc = f"127.0.0.1:{free_port()}"
         self.otlp_http = f"127.0.0.1:{free_port()}"
@@ -63,7 +64,7 @@ class ServerProcess:
     def start(self, timeout_s: float = 60.0) -> "ServerProcess":
         exe = Path(sys.executable).with_name("rootgraph")
         cmd = [str(exe), "serve", "--api", self.api, "--otlp-grpc", self.otlp_grpc,
-               "--otlp-http", self.otlp_http]
+               "--otlp-http", self.otlp_http, "--role", self.role]
         with open(self._log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, env=self._env, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
@@ -75,7 +76,7 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"rootgraph serve exited with {self.proc.returncode}; see {self._log_path}")
-            if health_status(self.api) == want:
+            if health_status(self.otlp_grpc if self.role == "ingest" else self.api) == want:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"server did not report {want} within {timeout_s:.0f}s")
