@@ -27,7 +27,9 @@ Unpaired halves, on expiry (TTL) or eviction (store full):
 =====================================  ================================================
 half                                   outcome (counter)
 =====================================  ================================================
-CLIENT/PRODUCER with peer attributes   edge to a virtual node (``virtual``)
+CLIENT/PRODUCER with peer attributes   edge to a virtual node (``virtual``); not for a
+                                       PRODUCER with ``messaging.system``: its queue
+                                       edge was emitted on arrival
 CLIENT/PRODUCER without                no edge (``unpaired_client``)
 SERVER with a parent                   edge ``user`` → service (``unpaired_server``)
 CONSUMER with a parent or links        edge ``queue:…`` → service if it has messaging
@@ -37,8 +39,16 @@ CONSUMER with a parent or links        edge ``queue:…`` → service if it has 
 Not waited for at all: a root SERVER (edge from ``user``), a root CONSUMER without links
 (from its queue node, else ``user``), and a CLIENT span with ``db.system``/
 ``db.system.name`` (databases are not instrumented with SERVER spans, so the edge to
-the database node is emitted at once and counted ``virtual``). PRODUCER spans do wait:
-consumers are usually instrumented, and the queue node is only the fallback.
+the database node is emitted at once and counted ``virtual``).
+
+A PRODUCER span with ``messaging.system`` gives *both*: the edge producer → its queue
+node at once (counted ``virtual``; async), and it waits for its consumers, each of which
+adds the edge producer → consumer when it pairs; on expiry nothing more is emitted. Why
+both: the broker is a real dependency of the producer (a failing broker fails the
+publish, and no consumer span ever exists), so the queue node must be in the graph, with
+its traffic, while it is healthy; when it was only the fallback of an unpaired producer
+it appeared only once it failed, and a what-if (``BlastRadius``) on it before that had
+no such entity. A PRODUCER without messaging attributes waits as a CLIENT does.
 
 Virtual node precedence (first match wins), on the outbound span's attributes:
 
@@ -166,6 +176,13 @@ class Pairer:
             self._entities[peer[0]] = entity
         return entity
 
+    def _queue(self, span: Span) -> Entity | None:
+        """The queue node a PRODUCER/CONSUMER span names (``messaging.system``), if any."""
+        if not span.attrs or "messaging.system" not in span.attrs:
+            return None
+        entity = self._virtual(span)
+        return entity if entity is not None and entity.kind is EntityKind.MESSAGING else None
+
     def _inbound_source(self, span: Span) -> Entity:
         if span.kind == KIND_CONSUMER and "messaging.system" in span.attrs:
             return self._virtual(span) or USER
@@ -187,6 +204,11 @@ class Pairer:
                         calls.append(self._outbound_to(s, database))
                         counters["virtual"] += 1
                         continue
+                if kind == KIND_PRODUCER:
+                    queue = self._queue(s)
+                    if queue is not None:  # its queue edge now; its consumer edges when they pair
+                        calls.append(self._outbound_to(s, queue))
+                        counters["virtual"] += 1
                 key = (s.trace_id, s.span_id)
                 waiting = servers.pop(key)
                 if waiting is None:
@@ -329,6 +351,8 @@ class Pairer:
             if matched:
                 return  # a producer that found its consumers: nothing is missing
             counters[why] += 1
+            if out.kind == KIND_PRODUCER and self._queue(out) is not None:
+                return  # its queue edge was emitted on arrival; only the consumer is missing
             callee = self._virtual(out)
             if callee is None:
                 counters["unpaired_client"] += 1

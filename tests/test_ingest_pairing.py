@@ -142,8 +142,12 @@ def test_consumer_pairs_with_producer_through_span_link(producer_first: bool) ->
         ingestor.ingest_request(p)
     assert _edges(sink)[("orders", "mailer")] == (1, 0, 3.0)
     assert ("orders", "mailer") in sink.async_edges
+    # the broker is a dependency of the producer: its queue edge is there, once
+    assert _edges(sink)[("orders", "queue:kafka/t")] == (1, 0, 3.0)
+    assert ("orders", "queue:kafka/t") in sink.async_edges
     ingestor.flush_all()  # the matched producer expires silently; no fallback edges
-    assert set(sink.edges) == {("orders", "mailer")}
+    assert set(sink.edges) == {("orders", "mailer"), ("orders", "queue:kafka/t")}
+    assert _edges(sink)[("orders", "queue:kafka/t")] == (1, 0, 3.0)
     assert ingestor.stats()["unpaired_server"] == 0 and ingestor.stats()["unpaired_client"] == 0
 
 
