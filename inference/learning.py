@@ -155,6 +155,9 @@ def _score(examples: Iterable[LabelledIncident], params: ModelParams,
             skipped.append((ex.id, f"unreplayable: {exc}"))
             continue
         model = build_model(ev, base)
+        merged_into = {a: rep for rep, rest in model.aliases.items() for a in rest}
+        if ex.confirmed_cause in merged_into:  # host:X confirmed, node:X ranked: one machine
+            ex = dataclasses.replace(ex, confirmed_cause=merged_into[ex.confirmed_cause])
         if ex.confirmed_cause not in model.candidates:
             skipped.append((ex.id, f"confirmed cause {ex.confirmed_cause} is not a candidate in its window"))
             continue
@@ -328,11 +331,11 @@ def evaluate(params: ModelParams, examples: Iterable[LabelledIncident],
         if not ex.confirmed_cause:
             continue
         try:
-            causes = ranker.rank(ex.window, ex.symptoms, top_k).causes
+            ranking = ranker.rank(ex.window, ex.symptoms, top_k)
         except LookupError:
             continue
-        order = [c.entity for c in causes]
-        positions[ex.id] = order.index(ex.confirmed_cause) + 1 if ex.confirmed_cause in order else 0
+        order = [{c.entity, *ranking.aliases.get(c.entity, ())} for c in ranking.causes]
+        positions[ex.id] = next((i + 1 for i, ids in enumerate(order) if ex.confirmed_cause in ids), 0)
     n = len(positions)
     hits = list(positions.values())
     ac1 = sum(1 for p in hits if p == 1) / n if n else 0.0

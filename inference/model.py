@@ -5,7 +5,9 @@ Variables (all binary), named ``<role>|<entity>``:
 * ``F|x`` — x is a root cause. Root node; prior = base rate, raised for a recent
   deployment, overridden by learned priors (``ModelParams``). One per candidate:
   services, virtual nodes, and infrastructure entities shared by >= 2 symptomatic
-  services (anomalous, or with a self-time/exclusive-error anomaly) (DESIGN.md "Inference").
+  services (anomalous, or with a self-time/exclusive-error anomaly) (DESIGN.md "Inference");
+  infrastructure candidates with exactly the same services (``host:X`` = ``node:X``) are
+  one candidate (:func:`merge_same_machine`, ``CausalModel.aliases``).
 * ``A|x`` — x is anomalous. Noisy-OR with leak of ``F|x``, ``F|h`` for x's candidate
   hosts, and ``A|c`` for every callee c: faults travel callee -> caller.
 * ``S|x`` — self/exclusive detector of an instrumented service: noisy-OR of ``F|x`` and
@@ -148,6 +150,14 @@ class CausalModel:
     params: ModelParams = field(default_factory=ModelParams)
     #: entry entity -> share of the calls from ``user`` it receives
     entry_share: dict[str, float] = field(default_factory=dict)
+    #: representative -> the other infra ids folded into it (same set of services; see
+    #: :func:`merge_same_machine`); empty for what-if models
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def display_name(self, entity: str) -> str:
+        """``entity``, plus the ids merged into it: ``node:n1 (= host:n1)``."""
+        merged = self.aliases.get(entity)
+        return f"{entity} (= {', '.join(merged)})" if merged else entity
 
     def to_pgmpy(self, names: Iterable[str] | None = None) -> DiscreteBayesianNetwork:
         """pgmpy network over ``names`` (default: all), chain-decomposed.
@@ -255,6 +265,48 @@ def break_cycles(traffic: dict[tuple[str, str], tuple[float, ...]]
     return kept, dropped
 
 
+#: Which id of a merged group names it: the k8s node (what one cordons), then the host.
+_REPRESENTATIVE_ORDER = {EntityKind.NODE: 0, EntityKind.HOST: 1, EntityKind.POD: 2}
+
+
+def merge_same_machine(cand: dict[str, EntityKind], hosts_of: dict[str, list[str]],
+                       priors: dict[str, float]) -> dict[str, tuple[str, ...]]:
+    """Fold infrastructure candidates that carry exactly the same services into one.
+
+    Why: ``host:X`` and ``node:X`` are usually one machine (``host.name`` =
+    ``k8s.node.name``); as two candidates with identical children they are
+    indistinguishable by any evidence, so the posterior of a certain host fault split
+    ~0.5/0.5 between them (BENCHMARKS.md "Host/node duality"). Rule: group the infra
+    candidates by the set of candidate services in ``hosts_of`` that run on them; each
+    group of two or more becomes its first member by (node, host, pod; then id), with
+    the largest prior of the group (so a learned prior on either id still counts).
+    Mutates ``cand``, ``hosts_of`` and ``priors``; returns representative -> the others.
+    """
+    services_of: dict[str, set[str]] = {}
+    for svc, hs in hosts_of.items():
+        for h in hs:
+            services_of.setdefault(h, set()).add(svc)
+    groups: dict[frozenset[str], list[str]] = {}
+    for h, svcs in services_of.items():
+        groups.setdefault(frozenset(svcs), []).append(h)
+    aliases: dict[str, tuple[str, ...]] = {}
+    alias_of: dict[str, str] = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda h: (_REPRESENTATIVE_ORDER.get(cand[h], 9), h))
+        rep = members[0]
+        aliases[rep] = tuple(members[1:])
+        priors[rep] = max(priors[m] for m in members)
+        for m in members[1:]:
+            alias_of[m] = rep
+            del cand[m], priors[m]
+    if alias_of:
+        for svc, hs in hosts_of.items():
+            hosts_of[svc] = list(dict.fromkeys(alias_of.get(h, h) for h in hs))
+    return dict(sorted(aliases.items()))
+
+
 def build_model(ev: WindowEvidence, params: ModelParams | None = None, whatif: bool = False) -> CausalModel:
     """Build the network for a scored window.
 
@@ -299,6 +351,8 @@ def build_model(ev: WindowEvidence, params: ModelParams | None = None, whatif: b
         if deployed:  # a deployment multiplies the odds, whatever the entity's history
             p = from_odds(odds(p) * odds(prm.deploy_prior) / odds(prm.base_prior))
         priors[x] = p
+    # What-if keeps every infra id: a blast radius is asked of the id the caller names.
+    aliases = {} if whatif else merge_same_machine(cand, hosts_of, priors)
 
     traffic: dict[tuple[str, str], float] = {}
     for (caller, callee), edge in ev.edges.items():
@@ -365,4 +419,4 @@ def build_model(ev: WindowEvidence, params: ModelParams | None = None, whatif: b
     total = sum(entry.values())
     share = {k: v / total for k, v in entry.items()} if total > 0 else {}
     return CausalModel(nodes, cand, priors, strengths, {k: tuple(v) for k, v in hosts_of.items()},
-                       tuple(dropped), prm, share)
+                       tuple(dropped), prm, share, aliases)

@@ -62,7 +62,7 @@ class RootCauseRanker:
                          + ", ".join(f"{a}\u2192{b}" for a, b in model.dropped_edges))
         if not ev.symptoms:
             notes.insert(0, "no anomalous entity in the incident window and no symptom named")
-            return Ranking((), (), version, True, tuple(notes), post)
+            return Ranking((), (), version, True, tuple(notes), post, model.aliases)
         order = sorted(post, key=lambda x: (-post[x], x))
         up = caller_map(model)
         causes: list[Cause] = []
@@ -79,8 +79,8 @@ class RootCauseRanker:
             if self.params.action_stats:
                 ctx = action_context(model.candidates[x], deps, window.incident.start_s)
                 actions = with_confidence(actions, ctx, self.params.action_stats)
-            causes.append(Cause(x, kind, post[x], rank, explanation(x, kind, post[x], items, paths), items,
-                                paths, deps, actions))
+            causes.append(Cause(x, kind, post[x], rank, explanation(model.display_name(x), kind, post[x], items,
+                                                                    paths), items, paths, deps, actions))
         top = order[0]
         no_clear = post[top] < self.min_probability
         if no_clear:
@@ -93,4 +93,8 @@ class RootCauseRanker:
                              f"(P={post[top]:.2f} vs {post[second]:.2f})")
             else:
                 notes.append(why_not(model, ev, top, second, post[top], post[second], up))
-        return Ranking(tuple(causes), ev.symptoms, version, no_clear, tuple(notes), post)
+        for c in causes:
+            if c.entity in model.aliases:
+                notes.append(f"{model.display_name(c.entity)}: one candidate, they run exactly the same "
+                             f"services (the same machine), so no evidence tells them apart")
+        return Ranking(tuple(causes), ev.symptoms, version, no_clear, tuple(notes), post, model.aliases)

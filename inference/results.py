@@ -80,7 +80,9 @@ class Ranking:
     ``no_clear_cause`` is an answer, not an error: set when nothing is anomalous or the
     best posterior is below the configured threshold. ``notes`` carry the why-not of
     the runner-up, ties, and modelling decisions such as dropped cycle edges.
-    ``all_posteriors`` holds ``P(F_x = 1 | evidence)`` for every candidate.
+    ``all_posteriors`` holds ``P(F_x = 1 | evidence)`` for every candidate. ``aliases``:
+    candidate -> the ids merged into it because they are the same machine (``node:X`` ->
+    ``("host:X",)``); a cause named by either id is the same cause.
     """
 
     causes: tuple[Cause, ...]
@@ -89,6 +91,7 @@ class Ranking:
     no_clear_cause: bool
     notes: tuple[str, ...] = ()
     all_posteriors: dict[str, float] = field(default_factory=dict)
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
