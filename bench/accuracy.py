@@ -223,7 +223,8 @@ def report(rows: list[tuple[ScenarioSpec, Labels, dict]], peers: dict, deploymen
 
     def agg(m: str, names: list[str]) -> dict:
         xs = [scored[m][n] for n in names]
-        return {k: statistics.mean(x[k] for x in xs) for k in ("ac1", "ac3", "avg5")} | {
+        nan = float("nan")  # e.g. "without host cases" of a host-only subset
+        return {k: statistics.mean(x[k] for x in xs) if xs else nan for k in ("ac1", "ac3", "avg5")} | {
             "n": len(xs), "failed": sum(x["failed"] for x in xs)}
 
     all_names = [s.name for s, _, _ in rows]
@@ -480,14 +481,14 @@ def main(argv: list[str] | None = None) -> int:
             svc.close()
             if not args.keep_neo4j:
                 stop_neo4j()
+    if args.peers_only:  # the peers need the case files (simulated here when missing)
+        cases = [(spec, *case_files(spec, CASES)) for spec in specs]
     if args.stored_peers:  # what earlier (possibly parallel) peer runs stored, nothing run now
         peers = {}
         for f in sorted(RESULTS.glob("peers*.json"), key=lambda f: f.stat().st_mtime):
             peers.update(json.loads(f.read_text()))
     else:
         peers = {} if (args.no_peers or args.quick) else run_peers(cases, args.peer_timeout_s)
-    if args.peers_only:
-        cases = [(spec, *case_files(spec, CASES)) for spec in specs]
     rows = [(s, l, done[s.name]) for s, _, l in cases if s.name in done]
     text = report(rows, peers, args.deployments, 0.0 if args.peers_only else time.perf_counter() - t_start)
     (RESULTS / "report.md").write_text(text)
