@@ -98,7 +98,8 @@ class Ranking:
 class Impact:
     """Effect of an intervened fault on one entity.
 
-    ``probability`` is ``P(A_k = 1 | do(F_x = 1))``; ``hops`` and ``path`` follow the
+    ``probability`` is ``P(k visibly impacted | do(fault at x))`` over the fault's unknown
+    size (``inference/blast.py``); ``hops`` and ``path`` follow the
     caller direction from the faulty entity to ``entity``; ``traffic_share`` is the
     share of entry-point (``user``) traffic entering through ``entity`` times that
     probability, 0 for entities that are not entry points.
