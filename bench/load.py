@@ -14,8 +14,13 @@ Reports spans/s held, RankCauses p50/p95/errors under load, the server's RSS eve
 what was acknowledged (nothing lost, nothing doubled). Loopback only; every loop is
 bounded in count and time.
 
-    .venv/bin/python bench/load.py                 # 10 minutes
+    .venv/bin/python bench/load.py                 # 10 minutes, one server process
+    .venv/bin/python bench/load.py --split         # ingest and API in two processes
     .venv/bin/python bench/load.py --minutes 1     # a short check
+
+``--split`` runs ``rootgraph serve --role ingest`` (the exporters' target) and
+``rootgraph serve --role api`` (the RankCauses callers' target) as two processes sharing
+only Neo4j, so queries and ingest do not share a GIL; both processes' RSS is reported.
 """
 
 from __future__ import annotations
