@@ -362,7 +362,7 @@ gRPC. Decisions:
   shipped topology (`host.name` = `k8s.node.name`), so a host fault is correct when a method
   names either. Queue faults are labelled `queue:<system>/<destination>`, rootgraph's id.
 * **AC@k** = |top-k ∩ roots| / min(k, |roots|) (RCAEval's definition); Avg@5 = mean AC@1..5.
-* **Blast radius**: predicted = entities with what-if `P(anomalous | do(fault)) ≥ 0.5`
+* **Blast radius**: predicted = entities with what-if `P(visibly impacted | do(fault)) ≥ 0.5` (no fault kind asked)
   ("more likely affected than not"; the sweep shows other thresholds), root excluded from
   both sides, `user` ignored; truth = the label's measured blast radius (an entity is in it
   when the fault caused ≥ 1 % of its spans to fail, at least 5, or added ≥ 20 % to its
