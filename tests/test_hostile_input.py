@@ -44,7 +44,7 @@ INJECTIONS = (
 )
 KNOWN_LABELS = {"Entity", "Service", "Database", "Queue", "External", "User", "Infra", "Host",
                 "K8sNode", "Pod", "ServiceBucket", "EdgeBucket", "Deployment", "Incident",
-                "Feedback", "IngestBatch", "ModelVersion"}
+                "Feedback", "IngestBatch", "ModelVersion", "BucketStamp"}
 
 
 def _scalar(store: GraphStore, query: str, **params: object) -> object:
