@@ -300,6 +300,17 @@ def _onset(rows: _Rows, cfg: EvidenceConfig, p0: float, hb: np.ndarray, errors: 
     return first_err if first_err is not None else (rows.i[0].start_s if rows.i else None)
 
 
+def _share(caller: SeriesEvidence | None, edge_baseline: int, edge_incident: int) -> float:
+    """Share of the caller's requests that make this call (``EdgeEvidence.share``): from
+    the baseline when the caller had traffic then, else from the incident; 1 when the
+    caller is not instrumented."""
+    if caller is None:
+        return 1.0
+    denom = caller.requests_baseline or caller.requests_incident
+    num = edge_baseline if caller.requests_baseline else edge_incident
+    return min(1.0, num / denom) if denom > 0 else 1.0
+
+
 def recent_deployments(data: WindowData, entity: str, lookback_s: int) -> tuple[Deployment, ...]:
     """Deployments of ``entity`` in [incident.start - lookback, incident.end)."""
     lo = (data.incident.start_s - lookback_s) * 1000
@@ -328,11 +339,7 @@ def score_window(data: WindowData, symptoms: Iterable[str] = (),
         rows = _Rows(info.buckets, data)
         ser = _score_series(rows, cfg, info.callee, False, f"{info.caller}\u2192{info.callee} ")
         caller_ev = server.get(info.caller)
-        share = 1.0
-        if caller_ev is not None:
-            denom = caller_ev.requests_baseline or caller_ev.requests_incident
-            num = rows.nb if caller_ev.requests_baseline else rows.ni
-            share = min(1.0, num / denom) if denom > 0 else 1.0
+        share = _share(caller_ev, rows.nb, rows.ni)
         co = None
         if ser.anomalous and caller_ev is not None:
             co = 0.0
@@ -402,12 +409,7 @@ def score_traffic(data: WindowData) -> WindowEvidence:
     edges: dict[tuple[str, str], EdgeEvidence] = {}
     for info in data.edges:
         ser = totals(info.buckets)
-        caller_ev = server.get(info.caller)
-        share = 1.0
-        if caller_ev is not None:
-            denom = caller_ev.requests_baseline or caller_ev.requests_incident
-            num = ser.requests_baseline if caller_ev.requests_baseline else ser.requests_incident
-            share = min(1.0, num / denom) if denom > 0 else 1.0
+        share = _share(server.get(info.caller), ser.requests_baseline, ser.requests_incident)
         edges[(info.caller, info.callee)] = EdgeEvidence(info.caller, info.callee, info.is_async, share, None, ser)
     entities = {
         eid: EntityEvidence(entity=eid, kind=ent.kind, instrumented=eid in server, anomalous=False,
