@@ -3,8 +3,9 @@
 One process: a gRPC server (``RootCause`` + OTLP ``TraceService`` + health +
 reflection) bound to the API address and the OTLP/gRPC address, and the OTLP/HTTP
 receiver. Background threads: Neo4j health, pairing expiry (``Ingestor.tick``),
-retention pruning and the read-cache warmer (``GraphStore.warm``). ``stop`` drains in-flight RPCs first (grace period), then flushes
-the waiting span halves so they are written, not lost.
+retention pruning and the read-cache warmer (``GraphStore.warm``). ``stop`` drains
+in-flight RPCs first (grace period), then flushes the waiting span halves so they are
+written, not lost.
 
 ``role`` splits it in two processes when ingest and queries should not share a GIL
 (issue 8: RankCauses callers slowed sustained ingest): ``ingest`` serves only the OTLP
@@ -154,9 +155,9 @@ class App:
             trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceServiceServicer(consumer), self._grpc)
         self._health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health_servicer, self._grpc)
-        reflection.enable_server_reflection((
-            rootgraph_pb2.DESCRIPTOR.services_by_name["RootCause"].full_name,
-            trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name,
+        reflection.enable_server_reflection((  # only the services this role serves
+            *([rootgraph_pb2.DESCRIPTOR.services_by_name["RootCause"].full_name] if api else []),
+            *([trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name] if ingest else []),
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ), self._grpc)
