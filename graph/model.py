@@ -217,27 +217,8 @@ class WindowData:
     version: str = ""
 
 
-def encode_window(w: WindowData) -> dict:
-    """A JSON-ready form of ``w`` (compact lists), for the incident audit record."""
-    def rows(bs: tuple[BucketRow, ...]) -> list[list]:
-        return [[b.start_s, b.requests, b.errors, b.duration_ms_sum, b.self_ms_sum,
-                 b.exclusive_errors, list(b.histogram)] for b in bs]
-
-    return {
-        "incident": [w.incident.start_s, w.incident.end_s],
-        "baseline": [w.baseline.start_s, w.baseline.end_s],
-        "bucket_seconds": w.bucket_seconds,
-        "entities": [[e.id, e.name, e.kind.value, e.namespace] for e in w.entities.values()],
-        "service_buckets": {k: rows(v) for k, v in w.service_buckets.items()},
-        "edges": [[e.caller, e.callee, e.is_async, rows(e.buckets)] for e in w.edges],
-        "runs_on": {k: list(v) for k, v in w.runs_on.items()},
-        "deployments": [[d.id, d.service, d.version, d.at_ms, d.previous_version, d.commit,
-                         d.source, [list(a) for a in d.attributes]] for d in w.deployments],
-    }
-
-
 def _json_default(o: object) -> object:
-    """:func:`encode_window`'s list layout, produced inside orjson (see :func:`window_json`)."""
+    """The compact audit layout: rows, entities, edges, windows and deployments as lists."""
     if isinstance(o, BucketRow):
         return [o.start_s, o.requests, o.errors, o.duration_ms_sum, o.self_ms_sum, o.exclusive_errors,
                 o.histogram]
@@ -257,17 +238,18 @@ def _json_default(o: object) -> object:
 
 
 def window_json(doc: dict) -> bytes:
-    """``doc`` as JSON bytes, every :class:`WindowData` in it in :func:`encode_window`'s layout.
+    """``doc`` as JSON bytes, every :class:`WindowData` in it in the compact list layout
+    :func:`decode_window` reads (a bucket row is ``[t, n, err, dur, self, xerr, histogram]``).
 
-    Why not ``json.dumps(encode_window(w))``: building the lists in Python and encoding
-    them took ~0.5-1 s for a 500-2,000 service window (the incident audit record of every
-    RankCauses); orjson walks the dataclasses itself, ~10x faster, same bytes to a reader.
+    Why orjson with a ``default`` hook: building those lists in Python for ``json.dumps``
+    took ~0.5-1 s for a 500-2,000 service window (the incident audit record of every
+    RankCauses); orjson walks the dataclasses itself, ~10x faster, same JSON.
     """
     return orjson.dumps(doc, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATACLASS)
 
 
 def decode_window(doc: dict) -> WindowData:
-    """Inverse of :func:`encode_window` (replaying a recorded incident)."""
+    """Inverse of :func:`window_json`'s window layout (replaying a recorded incident)."""
     def rows(rs: list[list]) -> tuple[BucketRow, ...]:
         return tuple(BucketRow(t, n, err, dur, self_, xerr, tuple(h)) for t, n, err, dur, self_, xerr, h in rs)
 

@@ -81,3 +81,16 @@ def test_warm_reads_only_what_changed_and_read_window_reuses_the_assembled_windo
     second = store.read_window(INC, BASE, 60)
     assert second is not first and second.version != first.version
     assert second.service_buckets["shop/frontend"][0].requests == 20
+
+
+def test_audit_json_round_trips_a_window() -> None:
+    import json
+
+    from rootgraph.graph.model import decode_window, window_json
+    from rootgraph.inference.synthetic import generate_incident
+
+    window, _ = generate_incident(40, seed=5)
+    doc = json.loads(window_json({"window": window, "symptoms": ["x"], "top_k": 3}))
+    assert doc["symptoms"] == ["x"] and doc["window"]["incident"] == [window.incident.start_s,
+                                                                       window.incident.end_s]
+    assert decode_window(doc["window"]) == window
