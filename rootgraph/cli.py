@@ -279,7 +279,7 @@ def render_blast(result, as_json: bool) -> None:  # noqa: ANN001
                                        "traffic_share": i.traffic_share} for i in result.impacts]}))
         return
     table = Table(title=f"What breaks if {result.entity} fails")
-    for col in ("entity", "kind", "P(anomalous)", "hops", "path", "entry traffic"):
+    for col in ("entity", "kind", "P(impacted)", "hops", "path", "entry traffic"):
         table.add_column(col, overflow="fold")
     for i in result.impacts:
         table.add_row(i.entity, i.kind, f"{i.probability:.2f}", str(i.hops), " → ".join(i.path),
