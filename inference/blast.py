@@ -368,18 +368,16 @@ def impact_probabilities(model: WhatIfModel, entity: str, fault_kind: str | None
 
 
 def blast_radius(window_or_model: WindowData | CausalModel, entity: str, fault_kind: str | None = None,
-                 params: ModelParams | None = None, samples: int = 256, seed: int = 0,
+                 params: ModelParams | None = None, samples: int = 256,
                  min_probability: float = 0.0, config: WhatIfConfig | None = None) -> BlastRadius:
     """Impacts of a fault at ``entity`` on every entity it can reach, most likely first.
 
     ``fault_kind``: error | latency | saturation | down, or None (see the module doc).
-    ``samples`` is the size of the quantile grid over the fault's size; ``seed`` is kept
-    for callers of the sampling version and unused (the answer is deterministic). The
-    faulty entity itself is listed with probability 1. A ``CausalModel`` that is not a
-    :class:`WhatIfModel` (no traffic totals) is refused. Raises :class:`UnknownEntity` /
+    ``samples`` is the size of the quantile grid over the fault's size (the answer is
+    deterministic). The faulty entity itself is listed with probability 1. A
+    ``CausalModel`` that is not a :class:`WhatIfModel` (no traffic totals) is refused. Raises :class:`UnknownEntity` /
     :class:`InvalidArgument`.
     """
-    del seed
     if fault_kind is not None and fault_kind not in FAULT_KINDS:
         raise InvalidArgument("fault_kind", f"must be one of {sorted(FAULT_KINDS)}, got {fault_kind!r}")
     if samples < 16:
