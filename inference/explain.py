@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from rootgraph.graph.model import Deployment
+from rootgraph.graph.model import Deployment, EntityKind
 from rootgraph.inference.evidence import INFRA_KINDS, WindowEvidence
 from rootgraph.inference.model import CausalModel
 from rootgraph.inference.results import EvidenceItem
@@ -96,6 +96,31 @@ def evidence_items(model: CausalModel, ev: WindowEvidence, entity: str) -> tuple
         items.extend(deployment_items(entity, e.deployments, e.onset_s if e.onset_s is not None else ev.onset_s,
                                       ev.window.incident.start_s))
     return tuple(items)
+
+
+def observed_fault_kind(kind: EntityKind, items: tuple[EvidenceItem, ...]) -> str:
+    """What a cause's own evidence shows it doing, in ``BlastRadius``'s vocabulary.
+
+    Why: a remediation client's next question about a cause is "what else will this
+    take down if it goes on?". Asked without a kind, BlastRadius must average an error
+    and a latency fault, which halves the probability of every effect only one of them
+    has; the kind the evidence already shows is the better what-if. ``saturation`` for
+    infrastructure with evidence (its services' self time / latency); else ``errors`` or
+    ``latency`` by the stronger detector score (errors on a tie: a failing request is
+    what users see); ``""`` when the cause has no evidence of its own (ranked from its
+    neighbours), which BlastRadius reads as "kind unknown".
+    """
+    if kind in INFRA_KINDS:
+        return "saturation" if items else ""
+    err = lat = 0.0
+    for i in items:
+        if i.signal.endswith("error_rate") or i.signal == "exclusive_errors":
+            err = max(err, i.score)
+        elif "latency_" in i.signal or i.signal == "self_time":
+            lat = max(lat, i.score)
+    if err == lat == 0.0:
+        return ""
+    return "errors" if err >= lat else "latency"
 
 
 def explanation(entity: str, kind: str, p: float, items: tuple[EvidenceItem, ...],

@@ -60,6 +60,10 @@ class Cause:
 
     ``paths`` are propagation paths cause -> ... -> symptom in the caller direction
     (the way a fault travels), e.g. ``("db:postgresql/orders", "orders", "checkout")``.
+    ``fault_kind`` is what the cause's own evidence shows it doing -- ``errors``,
+    ``latency`` or (infrastructure) ``saturation``, ``""`` without own evidence -- in
+    the vocabulary ``BlastRadius`` takes, so a client can ask for the blast radius of the
+    fault as it is happening (:func:`rootgraph.inference.explain.observed_fault_kind`).
     """
 
     entity: str
@@ -71,6 +75,7 @@ class Cause:
     paths: tuple[tuple[str, ...], ...] = ()
     deployments: tuple[Deployment, ...] = ()
     suggested_actions: tuple[Action, ...] = ()
+    fault_kind: str = ""
 
 
 @dataclass(frozen=True, slots=True)

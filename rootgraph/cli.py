@@ -234,6 +234,7 @@ def render_ranking(answer, as_json: bool) -> None:  # noqa: ANN001
             "notes": list(answer.notes),
             "causes": [{
                 "rank": c.rank, "entity": c.entity, "kind": c.kind, "probability": c.probability,
+                "fault_kind": c.fault_kind,
                 "explanation": c.explanation, "evidence": [e.text for e in c.evidence],
                 "paths": [list(p) for p in c.paths],
                 "suggested_actions": [{"kind": a.kind.value, "target": a.target, "detail": a.detail,
@@ -247,11 +248,12 @@ def render_ranking(answer, as_json: bool) -> None:  # noqa: ANN001
     if answer.no_clear_cause:
         console.print("[yellow]No clear cause: no candidate is probable enough to blame.[/yellow]")
     table = Table(title="Probable root causes")
-    for col in ("#", "entity", "kind", "P(fault)", "suggested (never executed)"):
+    for col in ("#", "entity", "kind", "shows", "P(fault)", "suggested (never executed)"):
         table.add_column(col, overflow="fold")
     for c in answer.causes:
         colour = "red" if c.probability >= 0.5 else "yellow" if c.probability >= 0.2 else "white"
-        table.add_row(str(c.rank), f"[{colour}]{c.entity}[/{colour}]", c.kind, f"{c.probability:.2f}",
+        table.add_row(str(c.rank), f"[{colour}]{c.entity}[/{colour}]", c.kind, c.fault_kind or "-",
+                      f"{c.probability:.2f}",
                       "; ".join(a.detail for a in c.suggested_actions[:2]))
     console.print(table)
     for c in answer.causes[:3]:
@@ -270,15 +272,17 @@ def cmd_rank(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_blast(result, as_json: bool) -> None:  # noqa: ANN001
+def render_blast(result, as_json: bool, fault_kind: str = "") -> None:  # noqa: ANN001
     if as_json:
-        print(json.dumps({"entity": result.entity,
+        print(json.dumps({"entity": result.entity, "fault_kind": fault_kind,
                           "entry_traffic_share_affected": result.entry_traffic_share_affected,
                           "impacts": [{"entity": i.entity, "kind": i.kind, "probability": i.probability,
                                        "hops": i.hops, "path": list(i.path),
                                        "traffic_share": i.traffic_share} for i in result.impacts]}))
         return
-    table = Table(title=f"What breaks if {result.entity} fails")
+    how = {"errors": "keeps failing requests", "latency": "keeps slowing down",
+           "saturation": "stays saturated", "down": "goes down"}.get(fault_kind, "fails")
+    table = Table(title=f"What breaks if {result.entity} {how}")
     for col in ("entity", "kind", "P(impacted)", "hops", "path", "entry traffic"):
         table.add_column(col, overflow="fold")
     for i in result.impacts:
@@ -291,7 +295,7 @@ def render_blast(result, as_json: bool) -> None:  # noqa: ANN001
 def cmd_blast(args: argparse.Namespace) -> int:
     with _client(args) as rg:
         result = rg.blast_radius(args.entity, fault_kind=args.fault_kind or "", at=_parse_time(args.at))
-    render_blast(result, args.json)
+    render_blast(result, args.json, args.fault_kind or "")
     return 0
 
 
@@ -426,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--symptom", action="append", help="an entity known to be symptomatic (repeatable)")
     p = client_cmd("blast-radius", cmd_blast, "what breaks if ENTITY fails (what-if)")
     p.add_argument("entity")
-    p.add_argument("--fault-kind", choices=("errors", "latency"))
+    p.add_argument("--fault-kind", choices=("errors", "latency", "saturation", "down"),
+                   help="default: unknown (errors or latency; saturation for infrastructure)")
     p.add_argument("--at", help="graph as of this time (default now)")
     p = client_cmd("deploy", cmd_deploy, "record a deployment")
     p.add_argument("service")

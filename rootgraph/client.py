@@ -69,6 +69,7 @@ def _cause(c: pb.Cause) -> Cause:
         deployments=tuple(_deployment(d) for d in c.deployments),
         suggested_actions=tuple(Action(ActionKind(a.kind), a.target, a.detail, a.to_version, a.confidence)
                                 for a in c.suggested_actions),
+        fault_kind=c.fault_kind,
     )
 
 

@@ -90,8 +90,10 @@ def run_demo(settings: Settings, *, console: Console, as_json: bool = False) -> 
                 say(f"  deployment recorded: {d.service} {d.previous} → {d.version} "
                     f"at {time.strftime('%H:%M:%S', time.localtime(d.at_s))}")
             answer = rg.rank_causes(labels.incident[0], labels.incident[1], top_k=5)
-            top = answer.causes[0].entity if answer.causes else None
-            blast = rg.blast_radius(top) if top else None
+            top = answer.causes[0] if answer.causes else None
+            # The blast radius of the top cause's fault as its evidence shows it (errors,
+            # latency, saturation), the question a rollback bot asks next.
+            blast = rg.blast_radius(top.entity, fault_kind=top.fault_kind) if top else None
     finally:
         app.stop(grace_s=2.0)
         driver.close()
@@ -103,6 +105,7 @@ def run_demo(settings: Settings, *, console: Console, as_json: bool = False) -> 
             "rank_of_truth": rank_of_truth,
             "causes": [{"entity": c.entity, "probability": c.probability, "rank": c.rank,
                         "explanation": c.explanation} for c in answer.causes],
+            "blast_fault_kind": top.fault_kind if top else "",
             "blast_radius": [{"entity": i.entity, "probability": i.probability, "hops": i.hops}
                              for i in (blast.impacts if blast else ())],
             "seconds": round(time.monotonic() - t_start, 1),
@@ -112,7 +115,7 @@ def run_demo(settings: Settings, *, console: Console, as_json: bool = False) -> 
     render_ranking(answer, as_json=False)
     if blast:
         console.print()
-        render_blast(blast, as_json=False)
+        render_blast(blast, as_json=False, fault_kind=top.fault_kind)
     verdict = "[green]ranked #1[/green]" if rank_of_truth == 1 else f"[red]ranked {rank_of_truth}[/red]"
     console.print(f"\nSimulated ground truth: [bold]{truth}[/bold] ({labels.fault_kind}) — rootgraph {verdict}; "
                   f"decoy deployment on {', '.join(labels.decoys)} not blamed."

@@ -38,6 +38,8 @@ tracer = trace.get_tracer("rootgraph.server")
 #: Traffic shares for what-if queries come from this much history before ``at``.
 BLAST_HISTORY_S = 3600
 
+#: BlastRadiusRequest.fault_kind (the contract's names) -> inference's fault kinds
+_FAULT_KINDS = {"": None, "errors": "error", "latency": "latency", "saturation": "saturation", "down": "down"}
 _ACTIONS = {v: k.removeprefix("REMEDIATION_ACTION_").lower()
             for k, v in pb.RemediationAction.items()}
 _OUTCOMES = {v: k.removeprefix("OUTCOME_").lower() for k, v in pb.Outcome.items()}
@@ -103,21 +105,25 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
     @grpc_errors
     def BlastRadius(self, request: pb.BlastRadiusRequest, context: grpc.ServicerContext) -> pb.BlastRadiusResponse:  # noqa: N802,E501
         entity = validate_entity_name(request.entity, "entity")
-        # The contract says errors | latency; inference names the kinds error | latency.
-        fault_kind = {"": None, "errors": "error", "latency": "latency"}.get(request.fault_kind, "?")
-        if fault_kind == "?":
-            raise InvalidRequest("fault_kind", f"must be errors or latency, got {request.fault_kind[:40]!r}")
+        if request.fault_kind not in _FAULT_KINDS:
+            raise InvalidRequest("fault_kind", f"must be one of {', '.join(k for k in _FAULT_KINDS if k)} "
+                                               f"or empty, got {request.fault_kind[:40]!r}")
+        fault_kind = _FAULT_KINDS[request.fault_kind]
         at = ts_seconds(request.at, "at") if request.HasField("at") else self._clock()
-        end = int(-(-at // self._bucket) * self._bucket)
+        # Complete minutes only: the minute being written changes with every ingest batch,
+        # and with it the window's version, which would rebuild the what-if network on
+        # every call under live traffic (server/whatif.py) for a few seconds more data.
+        end = int(at // self._bucket * self._bucket)
         start = end - BLAST_HISTORY_S
         data = self._graph.read_window(Window(start, end), Window(start - self._bucket, start),
                                        self._bucket, timeout_s=_remaining(context))
         if entity not in data.entities:
             if self._graph.entity(entity) is None:
                 raise NotFound(f"entity: unknown entity {entity!r}")
-            # Known entity, but no traffic in the last hour: use every bucket still stored
+            # Known entity, but no traffic in the last complete hour (gone quiet, or new
+            # this minute): use every bucket still stored, the current one included
             # (retention bounds it). The baseline is unused by what-if queries.
-            data = self._graph.read_window(Window(self._bucket, end), Window(0, self._bucket),
+            data = self._graph.read_window(Window(self._bucket, end + self._bucket), Window(0, self._bucket),
                                            self._bucket, timeout_s=_remaining(context))
         _remaining(context)
         result = self._blast(data, entity, fault_kind)

@@ -23,6 +23,10 @@ def test_demo_ranks_the_bad_deployment_first_and_not_the_decoy(neo4j_driver, neo
     decoy = [c for c in result["causes"] if c["entity"] == "sock-shop/catalogue"]
     assert not decoy or decoy[0]["probability"] < 0.1
     assert any(i["entity"] == "sock-shop/front-end" for i in result["blast_radius"])
+    # The blast radius is asked of the fault the top cause shows: the bad deploy fails requests.
+    assert result["blast_fault_kind"] == "errors"
+    front = next(i for i in result["blast_radius"] if i["entity"] == "sock-shop/front-end")
+    assert front["probability"] >= 0.5
 
 
 def test_readme_browser_queries_return_the_demo_incident(neo4j_driver, neo4j_settings) -> None:  # noqa: ANN001

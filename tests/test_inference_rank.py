@@ -6,8 +6,10 @@ import warnings
 
 import pytest
 
-from rootgraph.graph.model import BucketRow
+from rootgraph.graph.model import BucketRow, EntityKind
 from rootgraph.inference import ActionKind, InvalidArgument, RootCauseRanker, UnknownEntity
+from rootgraph.inference.explain import observed_fault_kind
+from rootgraph.inference.results import EvidenceItem
 from rootgraph.inference.synthetic import Profile, WindowBuilder, generate_incident
 
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -33,6 +35,7 @@ def test_database_fault_behind_several_services_ranks_the_database_first():
     top = r.causes[0]
     assert any("error rate" in e.text and "baseline" in e.text for e in top.evidence)
     assert ("db:postgresql/orders", "orders") in top.paths
+    assert top.fault_kind == "errors"  # from its callers' edges: what BlastRadius is asked next
     assert top.suggested_actions[0].kind == ActionKind.FAILOVER
     assert any("no exclusive errors" in n and "db:postgresql/orders" in n for n in r.notes)
 
@@ -96,6 +99,7 @@ def test_host_fault_with_self_time_up_on_several_services_ranks_the_host():
     wb.serve("d", BASE).call("user", "d", BASE).runs_on("d", "host:h2")
     r = rank(wb.build())
     assert r.causes[0].entity == "host:h1" and r.causes[0].kind == "host"
+    assert r.causes[0].fault_kind == "saturation"
     assert {p[-1] for p in r.causes[0].paths} == {"a", "b", "c"}
     assert {a.kind for a in r.causes[0].suggested_actions} >= {ActionKind.RESTART, ActionKind.SCALE}
 
@@ -176,3 +180,26 @@ def test_generated_incident_ranks_the_injected_root_in_the_top_three(seed):
     data, root = generate_incident(50, seed=seed)
     r = rank(data, top_k=3)
     assert root in [c.entity for c in r.causes]
+
+
+def test_a_cause_reports_the_fault_kind_its_own_evidence_shows():
+    wb = WindowBuilder()
+    wb.serve("front", BASE).call("user", "front", BASE)
+    wb.serve("slow", BASE, BASE.with_(latency_ms=400, self_ms=380))
+    wb.call("front", "slow", BASE, BASE.with_(latency_ms=400))
+    r = rank(wb.build())
+    assert r.causes[0].entity == "slow" and r.causes[0].fault_kind == "latency"
+    quiet = [c for c in r.causes if not any(i.entity == c.entity and i.signal != "deployment" for i in c.evidence)]
+    assert all(c.fault_kind == "" for c in quiet)  # no own evidence: kind unknown
+
+
+def test_observed_fault_kind_picks_the_stronger_detector_and_prefers_errors_on_a_tie():
+    def item(signal: str, score: float) -> EvidenceItem:
+        return EvidenceItem("x", signal, 1.0, 0.0, score, signal)
+
+    assert observed_fault_kind(EntityKind.SERVICE, (item("error_rate", 0.6), item("latency_p95", 0.9))) == "latency"
+    assert observed_fault_kind(EntityKind.SERVICE, (item("self_time", 0.7), item("exclusive_errors", 0.7))) == "errors"
+    assert observed_fault_kind(EntityKind.DATABASE, (item("a\u2192db:x error_rate", 0.5),)) == "errors"
+    assert observed_fault_kind(EntityKind.SERVICE, (item("deployment", 1.0), item("traffic", 0.9))) == ""
+    assert observed_fault_kind(EntityKind.HOST, (item("self_time", 0.8),)) == "saturation"
+    assert observed_fault_kind(EntityKind.HOST, ()) == ""

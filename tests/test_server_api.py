@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from rootgraph.client import RootGraphClient
-from rootgraph.graph.model import WindowData, window_to_delta
+from rootgraph.graph.model import GraphDelta, StatsBucket, WindowData, window_to_delta
 from rootgraph.graph.store import GraphStore
 from rootgraph.inference.synthetic import Profile, WindowBuilder
 from rootgraph.v1 import rootgraph_pb2 as pb
@@ -63,6 +63,7 @@ def test_rank_causes_blames_the_database_and_records_the_incident(client, incide
     assert any(p[0] == "db:postgresql/orders" for p in answer.causes[0].paths)
     assert answer.causes[0].explanation
     assert [c.entity for c in answer.causes].index("db:postgresql/orders") == 0
+    assert answer.causes[0].fault_kind == "errors"  # its callers see errors, not latency
     assert all(c.entity != "catalogue" for c in answer.causes[:1])  # the decoy deploy loses
     with neo4j_driver.session() as s:
         rows = s.run("MATCH (i:Incident {id: $id})-[r:SUSPECTS]->(e) RETURN e.id, r.rank ORDER BY r.rank",
@@ -106,7 +107,7 @@ def test_rank_causes_with_nothing_anomalous_is_an_honest_no_clear_cause(client, 
 
 def test_blast_radius_reaches_callers_transitively(client, incident) -> None:  # noqa: ANN001
     br = client.blast_radius("db:postgresql/orders", at=incident.incident.end_s)
-    for kind in ("errors", "latency"):  # the contract's fault kinds are accepted
+    for kind in ("errors", "latency", "saturation", "down"):  # the contract's fault kinds are accepted
         assert client.blast_radius("db:postgresql/orders", fault_kind=kind, at=incident.incident.end_s).impacts
     by = {i.entity: i for i in br.impacts}
     assert by["checkout"].hops == 1 and by["frontend"].hops == 2
@@ -138,6 +139,25 @@ def test_blast_radius_reuses_its_what_if_network_until_the_data_changes(client, 
     after = client.blast_radius("db:postgresql/orders", at=at)
     assert app.whatif.builds == builds + 3
     assert [i.entity for i in after.impacts] == [i.entity for i in first.impacts]
+
+
+def test_blast_radius_reads_complete_minutes_only(client, incident, app, store) -> None:  # noqa: ANN001
+    """The minute being written (every ingest batch) neither changes nor rebuilds the answer."""
+    end = incident.incident.end_s
+    at = end + 30  # half-way through the minute after the stored data
+    builds = app.whatif.builds
+    first = client.blast_radius("db:postgresql/orders", fault_kind="errors", at=at)
+    live = GraphDelta(batch_id="live-minute", entities={e: incident.entities[e] for e in ("checkout", "frontend")})
+    live.service_buckets[("checkout", end)] = StatsBucket(50, 50, 50_000.0, 50_000.0, 50, [0] * 40)
+    live.edge_buckets[("frontend", "checkout", end)] = StatsBucket(50, 50, 50_000.0, 0.0, 0, [0] * 40)
+    live.edges[("frontend", "checkout")] = StatsBucket(50, 50, 50_000.0, 0.0, 0, [0] * 40)
+    store.apply_delta(live)
+    again = client.blast_radius("db:postgresql/orders", fault_kind="errors", at=at)
+    assert app.whatif.builds == builds + 1  # the same network
+    assert [(i.entity, i.probability) for i in again.impacts] == [(i.entity, i.probability) for i in first.impacts]
+    # Once the minute is complete it is part of the answer.
+    client.blast_radius("db:postgresql/orders", fault_kind="errors", at=end + 60)
+    assert app.whatif.builds == builds + 2
 
 
 def test_record_deployment_is_idempotent_and_validated(client, store) -> None:  # noqa: ANN001

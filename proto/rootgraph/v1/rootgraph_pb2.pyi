@@ -116,7 +116,7 @@ class SuggestedAction(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., target: _Optional[str] = ..., detail: _Optional[str] = ..., to_version: _Optional[str] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class Cause(_message.Message):
-    __slots__ = ("entity", "kind", "probability", "rank", "explanation", "evidence", "paths", "deployments", "suggested_actions")
+    __slots__ = ("entity", "kind", "probability", "rank", "explanation", "evidence", "paths", "deployments", "suggested_actions", "fault_kind")
     ENTITY_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +126,7 @@ class Cause(_message.Message):
     PATHS_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENTS_FIELD_NUMBER: _ClassVar[int]
     SUGGESTED_ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    FAULT_KIND_FIELD_NUMBER: _ClassVar[int]
     entity: str
     kind: str
     probability: float
@@ -135,7 +136,8 @@ class Cause(_message.Message):
     paths: _containers.RepeatedCompositeFieldContainer[Path]
     deployments: _containers.RepeatedCompositeFieldContainer[Deployment]
     suggested_actions: _containers.RepeatedCompositeFieldContainer[SuggestedAction]
-    def __init__(self, entity: _Optional[str] = ..., kind: _Optional[str] = ..., probability: _Optional[float] = ..., rank: _Optional[int] = ..., explanation: _Optional[str] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., paths: _Optional[_Iterable[_Union[Path, _Mapping]]] = ..., deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ..., suggested_actions: _Optional[_Iterable[_Union[SuggestedAction, _Mapping]]] = ...) -> None: ...
+    fault_kind: str
+    def __init__(self, entity: _Optional[str] = ..., kind: _Optional[str] = ..., probability: _Optional[float] = ..., rank: _Optional[int] = ..., explanation: _Optional[str] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., paths: _Optional[_Iterable[_Union[Path, _Mapping]]] = ..., deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ..., suggested_actions: _Optional[_Iterable[_Union[SuggestedAction, _Mapping]]] = ..., fault_kind: _Optional[str] = ...) -> None: ...
 
 class RankCausesResponse(_message.Message):
     __slots__ = ("incident_id", "causes", "symptoms", "model_version", "no_clear_cause", "notes", "start", "end")
