@@ -60,10 +60,11 @@ bad must the fault be before k notices" -- integrated on a deterministic quantil
 a virtual node, and saturation for infrastructure.
 
 **Inputs: per-series totals over the history window only** (:func:`traffic_totals`; no
-per-bucket anomaly tests): per service requests, errors, exclusive errors, duration and
-self-time sums; per edge requests, errors, duration sum and the async flag; the span
-of the history; entity kinds. From ``build_model(..., whatif=True)``: the candidates,
-the hosts of every service and the entry shares (its cycle-cut links are not used).
+per-bucket anomaly tests, no Bayesian network -- the ranking network's links, priors
+and cycle cuts have no part in a what-if): per service requests, errors, exclusive
+errors, duration and self-time sums; per edge requests, errors, duration sum and the
+async flag; the span of the history; entity kinds, the hosts of every service and the
+share of user traffic entering through each entry point (:func:`whatif_model`).
 
 **What totals cannot see** (the remaining benchmark misses): a fallback on one call
 of a caller that passes other callees' errors on; and which of a callee's operations a
@@ -73,7 +74,7 @@ caller uses beyond what call durations tell (entity-level edges mix them).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
@@ -81,9 +82,8 @@ from scipy.special import pdtr
 
 from rootgraph.graph.model import EntityKind, WindowData
 from rootgraph.inference.errors import InvalidArgument, UnknownEntity
-from rootgraph.inference.evidence import INFRA_KINDS, EvidenceConfig, score_traffic
+from rootgraph.inference.evidence import INFRA_KINDS, VIRTUAL_KINDS, EvidenceConfig
 from rootgraph.inference.explain import bfs_up, path_to
-from rootgraph.inference.model import CausalModel, ModelParams, build_model
 from rootgraph.inference.results import BlastRadius, Impact
 
 FAULT_KINDS = frozenset({"error", "latency", "saturation", "down"})
@@ -147,10 +147,19 @@ class Traffic:
 
 
 @dataclass(frozen=True, slots=True)
-class WhatIfModel(CausalModel):
-    """The what-if network plus the traffic totals the propagation reads."""
+class WhatIfModel:
+    """Everything a what-if query of one window reads; built once, asked per entity.
 
-    traffic: Traffic = field(default_factory=lambda: Traffic(1.0, {}, {}, {}, {}, {}))
+    ``candidates``: what can be faulted (services, virtual backends, infrastructure with
+    a service on it -- every infra id, not merged as in ranking: a blast radius is asked
+    of the id the caller names); ``hosts_of``: service -> those infra ids;
+    ``entry_share``: entry entity -> share of the calls from ``user`` it receives.
+    """
+
+    candidates: dict[str, EntityKind]
+    hosts_of: dict[str, tuple[str, ...]]
+    entry_share: dict[str, float]
+    traffic: Traffic
 
 
 def traffic_totals(window: WindowData, config: WhatIfConfig | None = None) -> Traffic:
@@ -230,15 +239,32 @@ def traffic_totals(window: WindowData, config: WhatIfConfig | None = None) -> Tr
     return Traffic(span, requests, mean, self_ms, calls, passthrough, exposure)
 
 
-def whatif_model(window: WindowData, params: ModelParams | None = None,
-                 config: WhatIfConfig | None = None) -> WhatIfModel:
-    """The what-if network of ``window`` (reusable across what-if queries).
+def whatif_model(window: WindowData, config: WhatIfConfig | None = None) -> WhatIfModel:
+    """The what-if model of ``window`` (reusable across what-if queries).
 
-    Built from traffic totals (``score_traffic``): what-if links never read anomaly verdicts.
+    One pass over the rows (:func:`traffic_totals`); the rest is entity bookkeeping.
+    Nothing here reads an anomaly verdict: a what-if is about how traffic flows.
     """
-    base = build_model(score_traffic(window), params, whatif=True)
-    return WhatIfModel(**{f.name: getattr(base, f.name) for f in fields(CausalModel)},
-                       traffic=traffic_totals(window, config))
+    ents = window.entities
+    cand = {e: ent.kind for e, ent in ents.items()
+            if ent.kind == EntityKind.SERVICE or ent.kind in VIRTUAL_KINDS}
+    hosts_of: dict[str, tuple[str, ...]] = {}
+    for svc, infra in window.runs_on.items():
+        if svc not in cand:
+            continue
+        hs = tuple(h for h in infra if h in ents and ents[h].kind in INFRA_KINDS)
+        if hs:
+            hosts_of[svc] = hs
+    for hs in hosts_of.values():
+        cand.update((h, ents[h].kind) for h in hs)
+    entry: dict[str, float] = {}
+    for info in window.edges:
+        caller = ents.get(info.caller)
+        if caller is not None and caller.kind == EntityKind.USER and info.callee in cand:
+            entry[info.callee] = entry.get(info.callee, 0.0) + sum(r.requests for r in info.buckets)
+    total = sum(entry.values())
+    share = {k: v / total for k, v in entry.items()} if total > 0 else {}
+    return WhatIfModel(cand, hosts_of, share, traffic_totals(window, config))
 
 
 def _delay_range(cfg: WhatIfConfig, mean_ms: float) -> tuple[float, float]:
@@ -367,16 +393,16 @@ def impact_probabilities(model: WhatIfModel, entity: str, fault_kind: str | None
     return probs
 
 
-def blast_radius(window_or_model: WindowData | CausalModel, entity: str, fault_kind: str | None = None,
-                 params: ModelParams | None = None, samples: int = 256,
-                 min_probability: float = 0.0, config: WhatIfConfig | None = None) -> BlastRadius:
+def blast_radius(window_or_model: WindowData | WhatIfModel, entity: str, fault_kind: str | None = None,
+                 samples: int = 256, min_probability: float = 0.0,
+                 config: WhatIfConfig | None = None) -> BlastRadius:
     """Impacts of a fault at ``entity`` on every entity it can reach, most likely first.
 
     ``fault_kind``: error | latency | saturation | down, or None (see the module doc).
     ``samples`` is the size of the quantile grid over the fault's size (the answer is
-    deterministic). The faulty entity itself is listed with probability 1. A
-    ``CausalModel`` that is not a :class:`WhatIfModel` (no traffic totals) is refused. Raises :class:`UnknownEntity` /
-    :class:`InvalidArgument`.
+    deterministic). The faulty entity itself is listed with probability 1. A ranking
+    network (``CausalModel``: no traffic totals) is refused. Raises
+    :class:`UnknownEntity` / :class:`InvalidArgument`.
     """
     if fault_kind is not None and fault_kind not in FAULT_KINDS:
         raise InvalidArgument("fault_kind", f"must be one of {sorted(FAULT_KINDS)}, got {fault_kind!r}")
@@ -384,10 +410,11 @@ def blast_radius(window_or_model: WindowData | CausalModel, entity: str, fault_k
         raise InvalidArgument("samples", f"must be >= 16, got {samples}")
     if isinstance(window_or_model, WhatIfModel):
         model = window_or_model
-    elif isinstance(window_or_model, CausalModel):
-        raise InvalidArgument("window_or_model", "a what-if model from whatif_model(), not a ranking network")
+    elif isinstance(window_or_model, WindowData):
+        model = whatif_model(window_or_model, config)
     else:
-        model = whatif_model(window_or_model, params, config)
+        raise InvalidArgument("window_or_model", "a window or a what-if model from whatif_model(), "
+                                                 f"not a {type(window_or_model).__name__}")
     if entity not in model.candidates:
         raise UnknownEntity(entity)
     probs = impact_probabilities(model, entity, fault_kind, config, samples)

@@ -32,7 +32,6 @@ from rootgraph.graph.model import (
     Deployment,
     EntityKind,
     WindowData,
-    bucket_upper_bound_ms,
 )
 from rootgraph.inference.errors import UnknownEntity
 from rootgraph.inference.results import EvidenceItem
@@ -383,39 +382,3 @@ def score_window(data: WindowData, symptoms: Iterable[str] = (),
     syms.sort(key=lambda s: (entities[s].onset_s if entities[s].onset_s is not None else math.inf, s))
     onset = min((entities[s].onset_s for s in syms if entities[s].onset_s is not None), default=None)
     return WindowEvidence(data, entities, edges, tuple(syms), onset, cfg)
-
-
-def score_traffic(data: WindowData) -> WindowEvidence:
-    """Traffic totals only, no anomaly tests: what the what-if (blast radius) network reads.
-
-    Why a second function: what-if links come from how traffic flows (shares, volumes),
-    never from this window's anomaly verdicts, and the per-bucket detectors of
-    :func:`score_window` were most of a BlastRadius call over an hour of history.
-    Every entity is healthy here; recent deployments still raise priors.
-    """
-    cfg = EvidenceConfig()
-    inc, base = data.incident, data.baseline
-
-    def totals(rows: Sequence[BucketRow]) -> SeriesEvidence:
-        nb = ni = 0
-        for r in rows:
-            if base.start_s <= r.start_s < base.end_s:
-                nb += r.requests
-            elif inc.start_s <= r.start_s < inc.end_s:
-                ni += r.requests
-        return SeriesEvidence(requests_baseline=nb, requests_incident=ni)
-
-    server = {e: totals(rows) for e, rows in data.service_buckets.items() if e in data.entities}
-    edges: dict[tuple[str, str], EdgeEvidence] = {}
-    for info in data.edges:
-        ser = totals(info.buckets)
-        share = _share(server.get(info.caller), ser.requests_baseline, ser.requests_incident)
-        edges[(info.caller, info.callee)] = EdgeEvidence(info.caller, info.callee, info.is_async, share, None, ser)
-    entities = {
-        eid: EntityEvidence(entity=eid, kind=ent.kind, instrumented=eid in server, anomalous=False,
-                            strength=0.0, self_anomalous=False, self_strength=0.0, forced=False,
-                            onset_s=None, items=(),
-                            deployments=recent_deployments(data, eid, cfg.deploy_lookback_s))
-        for eid, ent in data.entities.items() if ent.kind != EntityKind.USER
-    }
-    return WindowEvidence(data, entities, edges, (), None, cfg)

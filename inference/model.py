@@ -151,7 +151,7 @@ class CausalModel:
     #: entry entity -> share of the calls from ``user`` it receives
     entry_share: dict[str, float] = field(default_factory=dict)
     #: representative -> the other infra ids folded into it (same set of services; see
-    #: :func:`merge_same_machine`); empty for what-if models
+    #: :func:`merge_same_machine`)
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def display_name(self, entity: str) -> str:
@@ -307,13 +307,9 @@ def merge_same_machine(cand: dict[str, EntityKind], hosts_of: dict[str, list[str
     return dict(sorted(aliases.items()))
 
 
-def build_model(ev: WindowEvidence, params: ModelParams | None = None, whatif: bool = False) -> CausalModel:
-    """Build the network for a scored window.
-
-    ``whatif=True`` builds the evidence-free network used by blast radius: links from
-    baseline traffic only, every infra entity with a service on it a candidate, no
-    detector nodes and nothing observed.
-    """
+def build_model(ev: WindowEvidence, params: ModelParams | None = None) -> CausalModel:
+    """Build the ranking network for a scored window (what-if queries build none:
+    ``inference/blast.py``)."""
     prm = params or ModelParams()
     data = ev.window
     ents = data.entities
@@ -333,10 +329,10 @@ def build_model(ev: WindowEvidence, params: ModelParams | None = None, whatif: b
     for svc, infra in data.runs_on.items():
         for h in infra:
             if h in ents and ents[h].kind in INFRA_KINDS and svc in cand:
-                users[h] = users.get(h, 0) + (1 if (whatif or svc in symptomatic) else 0)
+                users[h] = users.get(h, 0) + (1 if svc in symptomatic else 0)
     for svc, infra in data.runs_on.items():
         for h in infra:
-            if users.get(h, 0) >= (1 if whatif else 2) and svc in cand:
+            if users.get(h, 0) >= 2 and svc in cand:
                 cand[h] = ents[h].kind
                 hosts_of.setdefault(svc, []).append(h)
     priors: dict[str, float] = {}
@@ -351,16 +347,14 @@ def build_model(ev: WindowEvidence, params: ModelParams | None = None, whatif: b
         if deployed:  # a deployment multiplies the odds, whatever the entity's history
             p = from_odds(odds(p) * odds(prm.deploy_prior) / odds(prm.base_prior))
         priors[x] = p
-    # What-if keeps every infra id: a blast radius is asked of the id the caller names.
-    aliases = {} if whatif else merge_same_machine(cand, hosts_of, priors)
+    aliases = merge_same_machine(cand, hosts_of, priors)
 
     traffic: dict[tuple[str, str], float] = {}
     for (caller, callee), edge in ev.edges.items():
         if caller in cand and callee in cand and ents[caller].kind == EntityKind.SERVICE:
             callee_ev = ev.entities.get(callee)
-            carried = (not whatif and edge.series.anomalous and callee_ev is not None
-                       and callee_ev.self_anomalous)
-            traffic[(caller, callee)] = (float(carried), float(edge.series.anomalous and not whatif),
+            carried = edge.series.anomalous and callee_ev is not None and callee_ev.self_anomalous
+            traffic[(caller, callee)] = (float(carried), float(edge.series.anomalous),
                                          float(edge.series.requests_baseline + edge.series.requests_incident))
     kept, dropped = break_cycles(traffic)
     strengths: dict[tuple[str, str], float] = {}
@@ -368,7 +362,7 @@ def build_model(ev: WindowEvidence, params: ModelParams | None = None, whatif: b
         edge = ev.edges[key]
         learned = learned_w.get(key)
         w = 0.3 + 0.65 * edge.share if learned is None else learned
-        if edge.co_failure is not None and not whatif:
+        if edge.co_failure is not None:
             w = 0.3 * w + 0.7 * edge.co_failure
         if edge.is_async and learned is None:
             w *= prm.async_factor
@@ -386,33 +380,32 @@ def build_model(ev: WindowEvidence, params: ModelParams | None = None, whatif: b
     for x in nx.lexicographical_topological_sort(dag):
         e = ev.entities.get(x)
         observed = None
-        if e is not None and not whatif and (e.instrumented or e.forced):
+        if e is not None and (e.instrumented or e.forced):
             observed = int(e.anomalous)
         parents = [f"F|{x}"] + [f"F|{h}" for h in hosts_of.get(x, ())] + [f"A|{c}" for c in callees.get(x, ())]
         weights = [prm.fault_strength] + [prm.host_strength] * len(hosts_of.get(x, ())) + \
             [strengths[(x, c)] for c in callees.get(x, ())]
         leak = prm.graded(prm.leak, prm.weak_leak, e.strength) if observed == 1 and e is not None else prm.leak
         nodes[f"A|{x}"] = Node(f"A|{x}", tuple(parents), tuple(weights), leak, observed)
-    if not whatif:
-        for x in sorted(cand):
-            e = ev.entities.get(x)
-            if e is None or not e.instrumented or cand[x] in INFRA_KINDS:
-                continue
-            hs = hosts_of.get(x, ())
-            fa = prm.graded(prm.false_alarm, prm.weak_false_alarm, e.self_strength) if e.self_anomalous \
-                else prm.false_alarm
-            nodes[f"S|{x}"] = Node(f"S|{x}", (f"F|{x}",) + tuple(f"F|{h}" for h in hs),
-                                   (prm.self_sensitivity,) + (prm.host_self_sensitivity,) * len(hs),
-                                   fa, int(e.self_anomalous))
-        for (caller, callee), edge in sorted(ev.edges.items()):
-            a = nodes.get(f"A|{callee}")
-            if a is None or a.observed is not None or caller not in cand or caller == callee:
-                continue
-            s = edge.series
-            fa = prm.graded(prm.false_alarm, prm.weak_false_alarm, s.strength) if s.anomalous else prm.false_alarm
-            link = (prm.edge_sensitivity - fa) / (1.0 - fa)
-            name = f"E|{caller}|{callee}"
-            nodes[name] = Node(name, (f"A|{callee}",), (max(link, 0.0),), fa, int(s.anomalous))
+    for x in sorted(cand):
+        e = ev.entities.get(x)
+        if e is None or not e.instrumented or cand[x] in INFRA_KINDS:
+            continue
+        hs = hosts_of.get(x, ())
+        fa = prm.graded(prm.false_alarm, prm.weak_false_alarm, e.self_strength) if e.self_anomalous \
+            else prm.false_alarm
+        nodes[f"S|{x}"] = Node(f"S|{x}", (f"F|{x}",) + tuple(f"F|{h}" for h in hs),
+                               (prm.self_sensitivity,) + (prm.host_self_sensitivity,) * len(hs),
+                               fa, int(e.self_anomalous))
+    for (caller, callee), edge in sorted(ev.edges.items()):
+        a = nodes.get(f"A|{callee}")
+        if a is None or a.observed is not None or caller not in cand or caller == callee:
+            continue
+        s = edge.series
+        fa = prm.graded(prm.false_alarm, prm.weak_false_alarm, s.strength) if s.anomalous else prm.false_alarm
+        link = (prm.edge_sensitivity - fa) / (1.0 - fa)
+        name = f"E|{caller}|{callee}"
+        nodes[name] = Node(name, (f"A|{callee}",), (max(link, 0.0),), fa, int(s.anomalous))
     entry = {callee: e.series.requests_baseline + e.series.requests_incident
              for (caller, callee), e in ev.edges.items()
              if caller in ents and ents[caller].kind == EntityKind.USER and callee in cand}

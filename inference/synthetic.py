@@ -8,7 +8,6 @@ hubs, shared databases, queues, externals and hosts, and injects one propagating
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np

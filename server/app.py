@@ -144,7 +144,7 @@ class App:
             # RESOURCE_EXHAUSTED at once instead of queueing without bound.
             maximum_concurrent_rpcs=max_workers * 4,
         )
-        self.whatif = WhatIf(lambda: self.ranker.params)
+        self.whatif = WhatIf()
         if api:
             rootgraph_pb2_grpc.add_RootCauseServicer_to_server(
                 RootCauseServicer(self.graph, self.incidents, self.ranker, self.whatif,

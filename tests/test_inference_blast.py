@@ -220,14 +220,17 @@ def test_traffic_totals_read_rates_over_the_span_of_the_history():
     assert t.requests["db:redis/x"] == pytest.approx(2 * t.requests["s"], rel=0.05)
 
 
-def test_whatif_network_from_traffic_totals_equals_the_one_from_full_scoring():
-    """``score_traffic`` is a shortcut, not a different model: same what-if network."""
-    from rootgraph.inference.evidence import score_traffic
-    from rootgraph.inference.synthetic import generate_incident
-
-    for seed in (1, 2):
-        window, _ = generate_incident(80, seed=seed)
-        full = build_model(score_window(window), whatif=True)
-        fast = build_model(score_traffic(window), whatif=True)
-        assert fast.nodes == full.nodes and fast.strengths == full.strengths
-        assert fast.priors == full.priors and fast.entry_share == full.entry_share
+def test_whatif_model_candidates_hosts_and_entry_shares():
+    """Every service, backend and machine with a service on it; no merging of host/node ids."""
+    wb = WindowBuilder()
+    wb.serve("web", Profile(rpm=90)).call("user", "web", Profile(rpm=90))
+    wb.serve("admin", Profile(rpm=10)).call("user", "admin", Profile(rpm=10))
+    wb.call("web", "db:redis/x", Profile(rpm=90))
+    wb.runs_on("web", "host:m1").runs_on("web", "node:m1").runs_on("admin", "node:m1")
+    model = whatif_model(wb.build())
+    assert {k: v.value for k, v in model.candidates.items()} == {
+        "web": "service", "admin": "service", "db:redis/x": "database", "host:m1": "host", "node:m1": "node"}
+    assert model.hosts_of == {"web": ("host:m1", "node:m1"), "admin": ("node:m1",)}
+    assert model.entry_share["web"] == pytest.approx(0.9, abs=0.02)
+    assert sum(model.entry_share.values()) == pytest.approx(1.0)
+    assert {i.entity for i in blast_radius(model, "node:m1").impacts} >= {"web", "admin"}

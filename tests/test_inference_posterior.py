@@ -145,7 +145,7 @@ def test_cycle_a_b_a_keeps_the_edge_the_incident_travelled():
 
 
 def test_cycle_without_incident_evidence_drops_the_lowest_traffic_edge():
-    model = build_model(score_window(_cycle_window(origin_exclusive=False)), whatif=True)
+    model = build_model(score_window(_cycle_window(origin_exclusive=False)))
     assert model.dropped_edges == (("b", "a"),)
     g = nx.DiGraph([(p, n) for n, v in model.nodes.items() for p in v.parents])
     assert nx.is_directed_acyclic_graph(g)
