@@ -57,7 +57,10 @@ the size, so P(k) is the share of the prior under which k's impact is visible --
 bad must the fault be before k notices" -- integrated on a deterministic quantile grid
 (same answer every time, no sampling noise). A fault of unknown kind
 (``fault_kind=None``) is an even mixture of an error and a latency fault for a service or
-a virtual node, and saturation for infrastructure.
+a virtual node, and saturation for infrastructure. A fault whose size was *observed*
+(``fault_size``: what RankCauses' evidence shows, ``Cause.fault_size``) replaces the
+prior by a log-uniform band of ``size_band`` either way around it: an incident-window
+average of a fault that may still grow or shrink.
 
 **Inputs: per-series totals over the history window only** (:func:`traffic_totals`; no
 per-bucket anomaly tests, no Bayesian network -- the ranking network's links, priors
@@ -111,6 +114,8 @@ class WhatIfConfig:
     saturation: tuple[float, float] = (2.0, 10.0)
     #: Beta(a, b) prior of the share of callee errors a caller passes on
     passthrough_prior: tuple[float, float] = (9.0, 1.0)
+    #: an observed fault size is taken as log-uniform on [size / band, size * band]
+    size_band: float = 2.0
 
     def __post_init__(self) -> None:
         lo, hi = self.error_rate
@@ -121,6 +126,8 @@ class WhatIfConfig:
             raise InvalidArgument("saturation", f"must be 1 <= low <= high, got {(lo, hi)}")
         if min(self.passthrough_prior) <= 0.0:
             raise InvalidArgument("passthrough_prior", "must be positive")
+        if self.size_band < 1.0:
+            raise InvalidArgument("size_band", f"must be >= 1, got {self.size_band}")
         for name in ("incident_s", "max_delay_ms", "min_latency_ratio"):
             if getattr(self, name) <= 0:
                 raise InvalidArgument(name, f"must be > 0, got {getattr(self, name)}")
@@ -297,11 +304,26 @@ def caller_graph(model: WhatIfModel) -> dict[str, list[str]]:
     return up
 
 
+def _sizes(cfg: WhatIfConfig, kind: str, prior: tuple[float, float], size: float, n: int) -> np.ndarray:
+    """The grid of a fault's size: its prior, or a band around an observed ``size``."""
+    if size <= 0.0:
+        return _grid(*prior, n)
+    lo, hi = size / cfg.size_band, size * cfg.size_band
+    if kind == "error":
+        lo, hi = min(lo, 1.0), min(hi, 1.0)
+    elif kind == "saturation":  # a factor: the band is around the slowdown, never below 1x
+        lo, hi = max(1.0 + (size - 1.0) / cfg.size_band, 1.0 + 1e-6), 1.0 + (size - 1.0) * cfg.size_band
+    return _grid(lo, hi, n)
+
+
 def impact_probabilities(model: WhatIfModel, entity: str, fault_kind: str | None = None,
-                         config: WhatIfConfig | None = None, grid: int = 256) -> dict[str, float]:
+                         config: WhatIfConfig | None = None, grid: int = 256,
+                         fault_size: float = 0.0) -> dict[str, float]:
     """``P(k visibly impacted | do(fault at entity))`` for every k the fault can reach.
 
-    The faulty entity itself is not in the answer (nor, for infrastructure, the host).
+    ``fault_size`` (with a ``fault_kind``; 0 = unknown): the failing share of an error
+    fault, ms added by a latency fault, the self-time factor of saturation. The faulty
+    entity itself is not in the answer (nor, for infrastructure, the host).
     """
     cfg = config or WhatIfConfig()
     tr = model.traffic
@@ -334,14 +356,15 @@ def impact_probabilities(model: WhatIfModel, entity: str, fault_kind: str | None
     for fk in kinds:
         own_f: dict[str, np.ndarray] = {}
         own_a: dict[str, np.ndarray] = {}
+        size = fault_size if fault_kind is not None else 0.0
         if fk == "error":
-            own_f[entity] = _grid(*cfg.error_rate, grid)
+            own_f[entity] = _sizes(cfg, fk, cfg.error_rate, size, grid)
         elif fk == "down":
             own_f[entity] = ones
         elif fk == "latency":
-            own_a[entity] = _grid(*_delay_range(cfg, tr.mean_ms.get(entity, 0.0)), grid)
+            own_a[entity] = _sizes(cfg, fk, _delay_range(cfg, tr.mean_ms.get(entity, 0.0)), size, grid)
         else:  # saturation: the self time of every service on the host (or of the service)
-            factor = _grid(*cfg.saturation, grid) - 1.0
+            factor = _sizes(cfg, fk, cfg.saturation, size, grid) - 1.0
             for s in hit:
                 own_a[s] = factor * tr.self_ms.get(s, 0.0)
         # f / a: inherited from callees (the part a caller sees in proportion to its
@@ -393,12 +416,27 @@ def impact_probabilities(model: WhatIfModel, entity: str, fault_kind: str | None
     return probs
 
 
+def check_fault_size(fault_kind: str | None, size: float) -> None:
+    """Raise :class:`InvalidArgument` unless ``size`` fits ``fault_kind`` (0 always does)."""
+    if not math.isfinite(size) or size < 0.0:
+        raise InvalidArgument("fault_size", f"must be a finite number >= 0, got {size}")
+    if size == 0.0:
+        return
+    if fault_kind is None or fault_kind == "down":
+        raise InvalidArgument("fault_size", "needs fault_kind errors, latency or saturation")
+    if fault_kind == "error" and size > 1.0:
+        raise InvalidArgument("fault_size", f"an error fault's size is the failing share, in (0, 1]; got {size}")
+    if fault_kind == "saturation" and size <= 1.0:
+        raise InvalidArgument("fault_size", f"a saturation's size is a slowdown factor > 1, got {size}")
+
+
 def blast_radius(window_or_model: WindowData | WhatIfModel, entity: str, fault_kind: str | None = None,
                  samples: int = 256, min_probability: float = 0.0,
-                 config: WhatIfConfig | None = None) -> BlastRadius:
+                 config: WhatIfConfig | None = None, fault_size: float = 0.0) -> BlastRadius:
     """Impacts of a fault at ``entity`` on every entity it can reach, most likely first.
 
-    ``fault_kind``: error | latency | saturation | down, or None (see the module doc).
+    ``fault_kind``: error | latency | saturation | down, or None (see the module doc);
+    ``fault_size``: its observed size (see :func:`impact_probabilities`), 0 = unknown.
     ``samples`` is the size of the quantile grid over the fault's size (the answer is
     deterministic). The faulty entity itself is listed with probability 1. A ranking
     network (``CausalModel``: no traffic totals) is refused. Raises
@@ -408,6 +446,7 @@ def blast_radius(window_or_model: WindowData | WhatIfModel, entity: str, fault_k
         raise InvalidArgument("fault_kind", f"must be one of {sorted(FAULT_KINDS)}, got {fault_kind!r}")
     if samples < 16:
         raise InvalidArgument("samples", f"must be >= 16, got {samples}")
+    check_fault_size(fault_kind, fault_size)
     if isinstance(window_or_model, WhatIfModel):
         model = window_or_model
     elif isinstance(window_or_model, WindowData):
@@ -417,7 +456,7 @@ def blast_radius(window_or_model: WindowData | WhatIfModel, entity: str, fault_k
                                                  f"not a {type(window_or_model).__name__}")
     if entity not in model.candidates:
         raise UnknownEntity(entity)
-    probs = impact_probabilities(model, entity, fault_kind, config, samples)
+    probs = impact_probabilities(model, entity, fault_kind, config, samples, fault_size)
     up = caller_graph(model)
     prev = bfs_up(up, entity)
     impacts = []

@@ -98,29 +98,42 @@ def evidence_items(model: CausalModel, ev: WindowEvidence, entity: str) -> tuple
     return tuple(items)
 
 
-def observed_fault_kind(kind: EntityKind, items: tuple[EvidenceItem, ...]) -> str:
-    """What a cause's own evidence shows it doing, in ``BlastRadius``'s vocabulary.
+def observed_fault(kind: EntityKind, items: tuple[EvidenceItem, ...]) -> tuple[str, float]:
+    """What a cause's own evidence shows it doing, and how badly, in ``BlastRadius``'s terms.
 
     Why: a remediation client's next question about a cause is "what else will this
-    take down if it goes on?". Asked without a kind, BlastRadius must average an error
-    and a latency fault, which halves the probability of every effect only one of them
-    has; the kind the evidence already shows is the better what-if. ``saturation`` for
-    infrastructure with evidence (its services' self time / latency); else ``errors`` or
-    ``latency`` by the stronger detector score (errors on a tie: a failing request is
-    what users see); ``""`` when the cause has no evidence of its own (ranked from its
-    neighbours), which BlastRadius reads as "kind unknown".
+    take down if it goes on?". Asked without a kind or size, BlastRadius must average
+    an error and a latency fault of any size, which blurs every answer; the fault the
+    evidence already shows is the better what-if.
+
+    Kind: ``saturation`` for infrastructure with evidence (its services' self time /
+    latency); else ``errors`` or ``latency`` by the stronger detector score (errors on a
+    tie: a failing request is what users see); ``""`` when the cause has no evidence of
+    its own (ranked from its neighbours): kind unknown. Size, in BlastRadius's units
+    (0 = unknown), from the strongest item of that kind: *errors* -- the rise of the
+    failing share (observed minus baseline, of the service or of its callers' calls to
+    a backend); *latency* -- ms added per request: the rise of self time (a mean) when
+    the service shows one, else of p95 (p99 last); *saturation* -- the median factor of
+    the hosted services' self time.
     """
     if kind in INFRA_KINDS:
-        return "saturation" if items else ""
-    err = lat = 0.0
-    for i in items:
-        if i.signal.endswith("error_rate") or i.signal == "exclusive_errors":
-            err = max(err, i.score)
-        elif "latency_" in i.signal or i.signal == "self_time":
-            lat = max(lat, i.score)
+        ratios = sorted(i.observed / i.baseline for i in items if i.signal == "self_time" and i.baseline > 0)
+        return ("saturation" if items else "",
+                ratios[len(ratios) // 2] if ratios and ratios[len(ratios) // 2] > 1.0 else 0.0)
+    errs = [i for i in items if i.signal.endswith("error_rate") or i.signal == "exclusive_errors"]
+    lats = [i for i in items if "latency_" in i.signal or i.signal == "self_time"]
+    err = max((i.score for i in errs), default=0.0)
+    lat = max((i.score for i in lats), default=0.0)
     if err == lat == 0.0:
-        return ""
-    return "errors" if err >= lat else "latency"
+        return "", 0.0
+    if err >= lat:
+        best = max(errs, key=lambda i: (i.score, i.signal.endswith("error_rate")))
+        return "errors", max(0.0, min(1.0, best.observed - best.baseline))
+    # A mean beats a tail: p95 moves by the delay only for a constant delay, and the
+    # histogram reads it to a bucket (~19 %).
+    rank = {"self_time": 0}
+    best = min(lats, key=lambda i: (rank.get(i.signal, 1 if i.signal.endswith("p95") else 2), -i.score))
+    return "latency", max(0.0, best.observed - best.baseline)
 
 
 def explanation(entity: str, kind: str, p: float, items: tuple[EvidenceItem, ...],

@@ -12,7 +12,7 @@ from rootgraph.graph.model import WindowData
 from rootgraph.inference.actions import action_context, suggest_actions, with_confidence
 from rootgraph.inference.errors import InvalidArgument
 from rootgraph.inference.evidence import EvidenceConfig, score_window
-from rootgraph.inference.explain import (caller_map, evidence_items, explanation, observed_fault_kind,
+from rootgraph.inference.explain import (caller_map, evidence_items, explanation, observed_fault,
                                          propagation_paths, why_not)
 from rootgraph.inference.model import ModelParams, build_model
 from rootgraph.inference.posterior import compute_posteriors
@@ -82,7 +82,7 @@ class RootCauseRanker:
                 actions = with_confidence(actions, ctx, self.params.action_stats)
             causes.append(Cause(x, kind, post[x], rank, explanation(model.display_name(x), kind, post[x], items,
                                                                     paths), items, paths, deps, actions,
-                                observed_fault_kind(model.candidates[x], items)))
+                                *observed_fault(model.candidates[x], items)))
         top = order[0]
         no_clear = post[top] < self.min_probability
         if no_clear:

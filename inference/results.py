@@ -60,10 +60,11 @@ class Cause:
 
     ``paths`` are propagation paths cause -> ... -> symptom in the caller direction
     (the way a fault travels), e.g. ``("db:postgresql/orders", "orders", "checkout")``.
-    ``fault_kind`` is what the cause's own evidence shows it doing -- ``errors``,
-    ``latency`` or (infrastructure) ``saturation``, ``""`` without own evidence -- in
-    the vocabulary ``BlastRadius`` takes, so a client can ask for the blast radius of the
-    fault as it is happening (:func:`rootgraph.inference.explain.observed_fault_kind`).
+    ``fault_kind`` / ``fault_size`` are what the cause's own evidence shows it doing --
+    ``errors`` (size: failing share added), ``latency`` (ms added per request) or, for
+    infrastructure, ``saturation`` (factor on self time); ``""`` / 0 when unknown -- in
+    the terms ``BlastRadius`` takes, so a client can ask for the blast radius of the
+    fault as it is happening (:func:`rootgraph.inference.explain.observed_fault`).
     """
 
     entity: str
@@ -76,6 +77,7 @@ class Cause:
     deployments: tuple[Deployment, ...] = ()
     suggested_actions: tuple[Action, ...] = ()
     fault_kind: str = ""
+    fault_size: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

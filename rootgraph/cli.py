@@ -226,6 +226,16 @@ def _parse_time(value: str | None) -> float | None:
     return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
 
 
+def _shows(kind: str, size: float) -> str:
+    """``errors +41%`` / ``latency +230 ms`` / ``saturation 3.1x``: a cause's observed fault."""
+    if not kind:
+        return "-"
+    if not size:
+        return kind
+    return {"errors": f"errors +{100 * size:.0f}%", "latency": f"latency +{size:.0f} ms",
+            "saturation": f"saturation {size:.1f}x"}.get(kind, kind)
+
+
 def render_ranking(answer, as_json: bool) -> None:  # noqa: ANN001
     if as_json:
         print(json.dumps({
@@ -234,7 +244,7 @@ def render_ranking(answer, as_json: bool) -> None:  # noqa: ANN001
             "notes": list(answer.notes),
             "causes": [{
                 "rank": c.rank, "entity": c.entity, "kind": c.kind, "probability": c.probability,
-                "fault_kind": c.fault_kind,
+                "fault_kind": c.fault_kind, "fault_size": c.fault_size,
                 "explanation": c.explanation, "evidence": [e.text for e in c.evidence],
                 "paths": [list(p) for p in c.paths],
                 "suggested_actions": [{"kind": a.kind.value, "target": a.target, "detail": a.detail,
@@ -252,7 +262,7 @@ def render_ranking(answer, as_json: bool) -> None:  # noqa: ANN001
         table.add_column(col, overflow="fold")
     for c in answer.causes:
         colour = "red" if c.probability >= 0.5 else "yellow" if c.probability >= 0.2 else "white"
-        table.add_row(str(c.rank), f"[{colour}]{c.entity}[/{colour}]", c.kind, c.fault_kind or "-",
+        table.add_row(str(c.rank), f"[{colour}]{c.entity}[/{colour}]", c.kind, _shows(c.fault_kind, c.fault_size),
                       f"{c.probability:.2f}",
                       "; ".join(a.detail for a in c.suggested_actions[:2]))
     console.print(table)
@@ -294,7 +304,8 @@ def render_blast(result, as_json: bool, fault_kind: str = "") -> None:  # noqa: 
 
 def cmd_blast(args: argparse.Namespace) -> int:
     with _client(args) as rg:
-        result = rg.blast_radius(args.entity, fault_kind=args.fault_kind or "", at=_parse_time(args.at))
+        result = rg.blast_radius(args.entity, fault_kind=args.fault_kind or "", fault_size=args.fault_size,
+                                 at=_parse_time(args.at))
     render_blast(result, args.json, args.fault_kind or "")
     return 0
 
@@ -432,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("entity")
     p.add_argument("--fault-kind", choices=("errors", "latency", "saturation", "down"),
                    help="default: unknown (errors or latency; saturation for infrastructure)")
+    p.add_argument("--fault-size", type=float, default=0.0,
+                   help="with --fault-kind: failing share (errors), ms added (latency), slowdown factor "
+                        "(saturation), as `rank` shows it; default unknown")
     p.add_argument("--at", help="graph as of this time (default now)")
     p = client_cmd("deploy", cmd_deploy, "record a deployment")
     p.add_argument("service")

@@ -69,7 +69,7 @@ def _cause(c: pb.Cause) -> Cause:
         deployments=tuple(_deployment(d) for d in c.deployments),
         suggested_actions=tuple(Action(ActionKind(a.kind), a.target, a.detail, a.to_version, a.confidence)
                                 for a in c.suggested_actions),
-        fault_kind=c.fault_kind,
+        fault_kind=c.fault_kind, fault_size=c.fault_size,
     )
 
 
@@ -110,8 +110,9 @@ class RootGraphClient:
             req.baseline_end.CopyFrom(_ts(baseline[1]))
         return rank_answer(self._stub.RankCauses(req, timeout=self._timeout, metadata=self._metadata))
 
-    def blast_radius(self, entity: str, *, fault_kind: str = "", at: float | None = None) -> BlastRadius:
-        req = pb.BlastRadiusRequest(entity=entity, fault_kind=fault_kind)
+    def blast_radius(self, entity: str, *, fault_kind: str = "", fault_size: float = 0.0,
+                     at: float | None = None) -> BlastRadius:
+        req = pb.BlastRadiusRequest(entity=entity, fault_kind=fault_kind, fault_size=fault_size)
         if at is not None:
             req.at.CopyFrom(_ts(at))
         r = self._stub.BlastRadius(req, timeout=self._timeout, metadata=self._metadata)

@@ -93,7 +93,8 @@ def run_demo(settings: Settings, *, console: Console, as_json: bool = False) -> 
             top = answer.causes[0] if answer.causes else None
             # The blast radius of the top cause's fault as its evidence shows it (errors,
             # latency, saturation), the question a rollback bot asks next.
-            blast = rg.blast_radius(top.entity, fault_kind=top.fault_kind) if top else None
+            blast = rg.blast_radius(top.entity, fault_kind=top.fault_kind, fault_size=top.fault_size) \
+                if top else None
     finally:
         app.stop(grace_s=2.0)
         driver.close()
@@ -106,6 +107,7 @@ def run_demo(settings: Settings, *, console: Console, as_json: bool = False) -> 
             "causes": [{"entity": c.entity, "probability": c.probability, "rank": c.rank,
                         "explanation": c.explanation} for c in answer.causes],
             "blast_fault_kind": top.fault_kind if top else "",
+            "blast_fault_size": top.fault_size if top else 0.0,
             "blast_radius": [{"entity": i.entity, "probability": i.probability, "hops": i.hops}
                              for i in (blast.impacts if blast else ())],
             "seconds": round(time.monotonic() - t_start, 1),

@@ -139,7 +139,7 @@ def _cause(c: Cause) -> pb.Cause:
                                               to_version=a.to_version,
                                               confidence=a.confidence)
                            for a in c.suggested_actions],
-        fault_kind=c.fault_kind,
+        fault_kind=c.fault_kind, fault_size=c.fault_size,
     )
 
 

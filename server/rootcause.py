@@ -21,6 +21,7 @@ from rootgraph.graph.errors import NotFound
 from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord, IncidentStore
 from rootgraph.graph.model import Window, WindowData, window_json
 from rootgraph.graph.store import GraphStore
+from rootgraph.inference.blast import check_fault_size
 from rootgraph.inference.results import BlastRadius, Ranking
 from rootgraph.server.convert import (
     blast_to_proto, deployment_from_request, rank_window, ranking_to_proto, ts,
@@ -109,6 +110,8 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
             raise InvalidRequest("fault_kind", f"must be one of {', '.join(k for k in _FAULT_KINDS if k)} "
                                                f"or empty, got {request.fault_kind[:40]!r}")
         fault_kind = _FAULT_KINDS[request.fault_kind]
+        fault_size = request.fault_size
+        check_fault_size(fault_kind, fault_size)  # before any read
         at = ts_seconds(request.at, "at") if request.HasField("at") else self._clock()
         # Complete minutes only: the minute being written changes with every ingest batch,
         # and with it the window's version, which would rebuild the what-if network on
@@ -126,7 +129,7 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
             data = self._graph.read_window(Window(self._bucket, end + self._bucket), Window(0, self._bucket),
                                            self._bucket, timeout_s=_remaining(context))
         _remaining(context)
-        result = self._blast(data, entity, fault_kind)
+        result = self._blast(data, entity, fault_kind, fault_size)
         return blast_to_proto(result, self._ranker.model_version)
 
     @grpc_errors

@@ -23,7 +23,7 @@ __all__ = ["WhatIf"]
 
 
 class WhatIf:
-    """``(window, entity, fault_kind) -> BlastRadius`` with an LRU of what-if models."""
+    """``(window, entity, fault_kind, fault_size) -> BlastRadius`` with an LRU of what-if models."""
 
     def __init__(self, max_models: int = 8) -> None:
         self._max = max_models
@@ -54,5 +54,6 @@ class WhatIf:
         with self._lock:
             self._models.clear()
 
-    def __call__(self, window: WindowData, entity: str, fault_kind: str | None) -> BlastRadius:
-        return blast_radius(self.model(window), entity, fault_kind)
+    def __call__(self, window: WindowData, entity: str, fault_kind: str | None,
+                 fault_size: float = 0.0) -> BlastRadius:
+        return blast_radius(self.model(window), entity, fault_kind, fault_size=fault_size)

@@ -234,3 +234,27 @@ def test_whatif_model_candidates_hosts_and_entry_shares():
     assert model.entry_share["web"] == pytest.approx(0.9, abs=0.02)
     assert sum(model.entry_share.values()) == pytest.approx(1.0)
     assert {i.entity for i in blast_radius(model, "node:m1").impacts} >= {"web", "admin"}
+
+
+def test_an_observed_fault_size_replaces_the_prior_with_a_band_around_it():
+    """a calls leaf on 10 % of its requests: a visible share (>= 1 %) needs leaf failing >= 10 %."""
+    data = fanout_window(0.1)
+    model = whatif_model(data)
+    unknown = impact_probabilities(model, "leaf", "error")["a"]
+    small = impact_probabilities(model, "leaf", "error", fault_size=0.02)["a"]  # 0.2-0.4 % of a fails
+    big = impact_probabilities(model, "leaf", "error", fault_size=0.6)["a"]  # 3-10 %
+    assert small == 0.0 and big > 0.999 and 0.0 < unknown < 0.999
+    # latency: a's mean is ~20 ms, 20 % more is ~4 ms; a's calls to leaf are 1 in 10
+    assert impact_probabilities(model, "leaf", "latency", fault_size=5.0)["a"] == 0.0
+    assert impact_probabilities(model, "leaf", "latency", fault_size=400.0)["a"] > 0.999
+    # saturation of the service itself: a factor on its self time, banded around the slowdown
+    assert impact_probabilities(model, "leaf", "saturation", fault_size=1.01)["a"] == 0.0
+    # no kind: the size is meaningless and ignored by the propagation, refused by blast_radius
+    assert blast_radius(model, "leaf", "error", fault_size=0.6).impacts
+    for kind, size, why in ((None, 0.3, "needs fault_kind"), ("down", 0.3, "needs fault_kind"),
+                            ("error", 1.5, "failing share"), ("saturation", 0.5, "slowdown factor"),
+                            ("latency", -1.0, ">= 0"), ("latency", float("nan"), ">= 0")):
+        with pytest.raises(InvalidArgument, match=why):
+            blast_radius(model, "leaf", kind, fault_size=size)
+    with pytest.raises(InvalidArgument, match="size_band"):
+        WhatIfConfig(size_band=0.5)

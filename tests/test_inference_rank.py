@@ -8,7 +8,7 @@ import pytest
 
 from rootgraph.graph.model import BucketRow, EntityKind
 from rootgraph.inference import ActionKind, InvalidArgument, RootCauseRanker, UnknownEntity
-from rootgraph.inference.explain import observed_fault_kind
+from rootgraph.inference.explain import observed_fault
 from rootgraph.inference.results import EvidenceItem
 from rootgraph.inference.synthetic import Profile, WindowBuilder, generate_incident
 
@@ -36,6 +36,7 @@ def test_database_fault_behind_several_services_ranks_the_database_first():
     assert any("error rate" in e.text and "baseline" in e.text for e in top.evidence)
     assert ("db:postgresql/orders", "orders") in top.paths
     assert top.fault_kind == "errors"  # from its callers' edges: what BlastRadius is asked next
+    assert top.fault_size == pytest.approx(0.4, abs=0.08)
     assert top.suggested_actions[0].kind == ActionKind.FAILOVER
     assert any("no exclusive errors" in n and "db:postgresql/orders" in n for n in r.notes)
 
@@ -189,17 +190,31 @@ def test_a_cause_reports_the_fault_kind_its_own_evidence_shows():
     wb.call("front", "slow", BASE, BASE.with_(latency_ms=400))
     r = rank(wb.build())
     assert r.causes[0].entity == "slow" and r.causes[0].fault_kind == "latency"
+    assert r.causes[0].fault_size == pytest.approx(380 - 6, rel=0.15)  # self time 380 ms vs 6 ms baseline
     quiet = [c for c in r.causes if not any(i.entity == c.entity and i.signal != "deployment" for i in c.evidence)]
     assert all(c.fault_kind == "" for c in quiet)  # no own evidence: kind unknown
 
 
-def test_observed_fault_kind_picks_the_stronger_detector_and_prefers_errors_on_a_tie():
-    def item(signal: str, score: float) -> EvidenceItem:
-        return EvidenceItem("x", signal, 1.0, 0.0, score, signal)
+def test_observed_fault_picks_the_stronger_detector_and_reads_its_size():
+    def item(signal: str, score: float, observed: float = 1.0, baseline: float = 0.0) -> EvidenceItem:
+        return EvidenceItem("x", signal, observed, baseline, score, signal)
 
-    assert observed_fault_kind(EntityKind.SERVICE, (item("error_rate", 0.6), item("latency_p95", 0.9))) == "latency"
-    assert observed_fault_kind(EntityKind.SERVICE, (item("self_time", 0.7), item("exclusive_errors", 0.7))) == "errors"
-    assert observed_fault_kind(EntityKind.DATABASE, (item("a\u2192db:x error_rate", 0.5),)) == "errors"
-    assert observed_fault_kind(EntityKind.SERVICE, (item("deployment", 1.0), item("traffic", 0.9))) == ""
-    assert observed_fault_kind(EntityKind.HOST, (item("self_time", 0.8),)) == "saturation"
-    assert observed_fault_kind(EntityKind.HOST, ()) == ""
+    svc, db, host = EntityKind.SERVICE, EntityKind.DATABASE, EntityKind.HOST
+    # kind: the stronger detector, errors on a tie; none without own evidence
+    assert observed_fault(svc, (item("error_rate", 0.6, 0.3, 0.01), item("latency_p95", 0.9, 500, 100))) \
+        == ("latency", 400)
+    assert observed_fault(svc, (item("self_time", 0.7, 9, 3), item("exclusive_errors", 0.7, 0.2, 0.0)))[0] == "errors"
+    assert observed_fault(svc, (item("deployment", 1.0), item("traffic", 0.9))) == ("", 0.0)
+    # size: the error share added; for a backend, on its callers' calls
+    assert observed_fault(db, (item("a\u2192db:x error_rate", 0.5, 0.42, 0.02),)) == ("errors", pytest.approx(0.4))
+    # latency: self time (a mean) before p95 before p99, whatever their scores
+    assert observed_fault(svc, (item("latency_p99", 0.9, 900, 100), item("latency_p95", 0.8, 400, 100),
+                                item("self_time", 0.5, 130, 10))) == ("latency", 120)
+    assert observed_fault(svc, (item("latency_p99", 0.9, 900, 100), item("latency_p95", 0.8, 400, 100))) \
+        == ("latency", 300)
+    # saturation: the median self-time factor of the hosted services
+    assert observed_fault(host, (item("self_time", 0.8, 30, 10), item("self_time", 0.8, 40, 10),
+                                 item("self_time", 0.8, 50, 10), item("latency_p95", 0.9, 200, 50))) \
+        == ("saturation", 4.0)
+    assert observed_fault(host, (item("latency_p95", 0.9, 200, 50),)) == ("saturation", 0.0)
+    assert observed_fault(host, ()) == ("", 0.0)

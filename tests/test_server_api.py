@@ -64,6 +64,7 @@ def test_rank_causes_blames_the_database_and_records_the_incident(client, incide
     assert answer.causes[0].explanation
     assert [c.entity for c in answer.causes].index("db:postgresql/orders") == 0
     assert answer.causes[0].fault_kind == "errors"  # its callers see errors, not latency
+    assert 0.35 < answer.causes[0].fault_size < 0.55  # the database fails 45 % of its calls
     assert all(c.entity != "catalogue" for c in answer.causes[:1])  # the decoy deploy loses
     with neo4j_driver.session() as s:
         rows = s.run("MATCH (i:Incident {id: $id})-[r:SUSPECTS]->(e) RETURN e.id, r.rank ORDER BY r.rank",
@@ -120,6 +121,16 @@ def test_blast_radius_reaches_callers_transitively(client, incident) -> None:  #
     with pytest.raises(grpc.RpcError) as err:
         client.blast_radius("checkout", fault_kind="meteor")
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # The ChatOps flow: the blast radius of the top cause's fault as it is happening.
+    top = client.rank_causes(incident.incident.start_s, incident.incident.end_s).causes[0]
+    sized = client.blast_radius(top.entity, fault_kind=top.fault_kind, fault_size=top.fault_size,
+                                at=incident.incident.start_s)
+    assert {i.entity for i in sized.impacts if i.probability >= 0.5} >= {"checkout", "frontend"}
+    for kind, size in (("errors", 1.5), ("", 0.2), ("saturation", 0.5), ("latency", -3.0)):
+        with pytest.raises(grpc.RpcError) as err:
+            client.blast_radius("checkout", fault_kind=kind, fault_size=size)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details().startswith("fault_size")
 
 
 def test_blast_radius_reuses_its_what_if_network_until_the_data_changes(client, incident, app, store) -> None:  # noqa: ANN001,E501

@@ -116,7 +116,7 @@ class SuggestedAction(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., target: _Optional[str] = ..., detail: _Optional[str] = ..., to_version: _Optional[str] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class Cause(_message.Message):
-    __slots__ = ("entity", "kind", "probability", "rank", "explanation", "evidence", "paths", "deployments", "suggested_actions", "fault_kind")
+    __slots__ = ("entity", "kind", "probability", "rank", "explanation", "evidence", "paths", "deployments", "suggested_actions", "fault_kind", "fault_size")
     ENTITY_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +127,7 @@ class Cause(_message.Message):
     DEPLOYMENTS_FIELD_NUMBER: _ClassVar[int]
     SUGGESTED_ACTIONS_FIELD_NUMBER: _ClassVar[int]
     FAULT_KIND_FIELD_NUMBER: _ClassVar[int]
+    FAULT_SIZE_FIELD_NUMBER: _ClassVar[int]
     entity: str
     kind: str
     probability: float
@@ -137,7 +138,8 @@ class Cause(_message.Message):
     deployments: _containers.RepeatedCompositeFieldContainer[Deployment]
     suggested_actions: _containers.RepeatedCompositeFieldContainer[SuggestedAction]
     fault_kind: str
-    def __init__(self, entity: _Optional[str] = ..., kind: _Optional[str] = ..., probability: _Optional[float] = ..., rank: _Optional[int] = ..., explanation: _Optional[str] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., paths: _Optional[_Iterable[_Union[Path, _Mapping]]] = ..., deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ..., suggested_actions: _Optional[_Iterable[_Union[SuggestedAction, _Mapping]]] = ..., fault_kind: _Optional[str] = ...) -> None: ...
+    fault_size: float
+    def __init__(self, entity: _Optional[str] = ..., kind: _Optional[str] = ..., probability: _Optional[float] = ..., rank: _Optional[int] = ..., explanation: _Optional[str] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., paths: _Optional[_Iterable[_Union[Path, _Mapping]]] = ..., deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ..., suggested_actions: _Optional[_Iterable[_Union[SuggestedAction, _Mapping]]] = ..., fault_kind: _Optional[str] = ..., fault_size: _Optional[float] = ...) -> None: ...
 
 class RankCausesResponse(_message.Message):
     __slots__ = ("incident_id", "causes", "symptoms", "model_version", "no_clear_cause", "notes", "start", "end")
@@ -160,14 +162,16 @@ class RankCausesResponse(_message.Message):
     def __init__(self, incident_id: _Optional[str] = ..., causes: _Optional[_Iterable[_Union[Cause, _Mapping]]] = ..., symptoms: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ..., no_clear_cause: _Optional[bool] = ..., notes: _Optional[_Iterable[str]] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class BlastRadiusRequest(_message.Message):
-    __slots__ = ("entity", "fault_kind", "at")
+    __slots__ = ("entity", "fault_kind", "at", "fault_size")
     ENTITY_FIELD_NUMBER: _ClassVar[int]
     FAULT_KIND_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    FAULT_SIZE_FIELD_NUMBER: _ClassVar[int]
     entity: str
     fault_kind: str
     at: _timestamp_pb2.Timestamp
-    def __init__(self, entity: _Optional[str] = ..., fault_kind: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    fault_size: float
+    def __init__(self, entity: _Optional[str] = ..., fault_kind: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fault_size: _Optional[float] = ...) -> None: ...
 
 class Impact(_message.Message):
     __slots__ = ("entity", "kind", "probability", "hops", "path", "traffic_share")
