@@ -22,8 +22,10 @@ Per case of ``rootgraph.simulate.suite()``:
    (a deployment only raises that service's prior). ``--deployments spans`` skips the API
    records (ablation: span detection alone);
 4. ``RankCauses(start=incident start, end=incident end, top_k=5)`` (baseline: the
-   30 minutes before, the API default) and ``BlastRadius(root, at=onset)`` per root
-   cause, both through gRPC with the typed client.
+   30 minutes before, the API default) and, per root cause, ``BlastRadius(root,
+   at=onset)`` three times: with the fault kind and size the root's entry in that answer
+   shows (``Cause.fault_kind``/``fault_size``; none when the root is not listed), with
+   the kind only, and with neither, all through gRPC with the typed client.
 
 Scoring:
 
@@ -34,7 +36,7 @@ Scoring:
   as on Kubernetes), so a host fault is correct when a method names either.
 * Decoys: a case fails its decoy check when a decoy service is ranked first.
 * Calibration: Brier score of the top cause's probability against "top-1 was right".
-* Blast radius: predicted set = entities with ``P(anomalous | do(fault)) >= 0.5`` (the
+* Blast radius (both questions): predicted set = entities with ``P(impacted | do(fault)) >= 0.5`` (the
   what-if answer is "more likely affected than not"; the sweep over thresholds is in the
   report), the root itself excluded from both sides and ``user`` ignored; truth = the
   label's measured blast radius (``simulate/truth.py``). Micro-averaged precision and
@@ -56,7 +58,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -115,21 +117,36 @@ def run_rootgraph(svc: Service, spec: ScenarioSpec, case_dir: Path, labels: Labe
         out["probs"] = [round(c.probability, 4) for c in ans.causes]
         out["no_clear_cause"] = ans.no_clear_cause
         out["notes"] = list(ans.notes)
-        blast: dict[str, dict[str, float]] = {}
+        # What each ranked cause shows (Cause.fault_kind/fault_size), as a client reads it.
+        shows = {canon(c.entity): (c.fault_kind, c.fault_size) for c in ans.causes}
         known = {e for e, _ in rg.service_graph().entities}
+        answers: dict[str, dict[str, dict[str, float]]] = {key: {} for key, _ in BLAST_QUESTIONS}
+        kinds: dict[str, list] = {}
         for root in labels.root_causes:
             target = root
             if root.startswith(("host:", "node:")) and root not in known:
                 alt = ("node:" if root.startswith("host:") else "host:") + root.split(":", 1)[1]
                 target = alt if alt in known else root
-            # No fault_kind: the server accepts "errors"/"latency" but inference only knows
-            # error/latency/saturation/down, so "errors" fails (reported); it is unused anyway.
-            try:
-                br = rg.blast_radius(target, at=labels.onset_s)
-                blast[root] = {i.entity: round(i.probability, 4) for i in br.impacts}
-            except Exception as exc:  # noqa: BLE001 - NOT_FOUND for an entity rootgraph never saw
-                blast[root] = {"__error__": str(getattr(exc, "details", lambda: exc)())[:200]}
-        out["blast"] = blast
+            # Three questions (BLAST_QUESTIONS): the blast radius of the fault the cause's
+            # evidence shows, kind and size (the ChatOps flow: RankCauses, then BlastRadius
+            # of a cause with its fault_kind and fault_size); of its kind only; of a fault
+            # of unknown kind. Ground truth never picks them; a root RankCauses did not
+            # list is asked without either.
+            kind, size = shows.get(canon(root), ("", 0.0))
+            kinds[root] = [kind, round(size, 4)]
+            asks = {"blast_observed": (kind, size), "blast_kind": (kind, 0.0), "blast": ("", 0.0)}
+            done: dict[tuple[str, float], dict[str, float]] = {}
+            for key, _ in BLAST_QUESTIONS:
+                ask = asks[key]
+                if ask not in done:
+                    try:
+                        br = rg.blast_radius(target, fault_kind=ask[0], fault_size=ask[1], at=labels.onset_s)
+                        done[ask] = {i.entity: round(i.probability, 4) for i in br.impacts}
+                    except Exception as exc:  # noqa: BLE001 - NOT_FOUND for an entity rootgraph never saw
+                        done[ask] = {"__error__": str(getattr(exc, "details", lambda: exc)())[:200]}
+                answers[key][root] = done[ask]
+        out.update(answers)
+        out["blast_kinds"] = kinds
     return out
 
 
@@ -148,22 +165,53 @@ def score_ranks(ranks: list[str], labels: Labels) -> dict:
     return {"ac1": acs[0], "ac3": acs[2], "avg5": sum(acs) / 5, "decoy_first": decoy_first}
 
 
-def blast_sets(res: dict, labels: Labels, threshold: float) -> tuple[set[str], set[str]] | None:
-    if any("__error__" in b for b in res["blast"].values()):
+#: (result key, what was asked): BlastRadius questions per root, the first is the headline
+BLAST_QUESTIONS = (("blast_observed", "the cause's `fault_kind` + `fault_size`"),
+                   ("blast_kind", "the cause's `fault_kind` only"), ("blast", "none (unknown kind and size)"))
+
+
+def blast_sets(res: dict, labels: Labels, threshold: float,
+               key: str = "blast") -> tuple[set[str], set[str]] | None:
+    """(predicted, true) impacted sets of one question (``BLAST_QUESTIONS``)."""
+    if key not in res or any("__error__" in b for b in res[key].values()):
         return None
     roots = {canon(r) for r in labels.root_causes}
-    pred = {canon(e) for b in res["blast"].values() for e, p in b.items() if p >= threshold}
+    pred = {canon(e) for b in res[key].values() for e, p in b.items() if p >= threshold}
     truth = {canon(e) for e in labels.blast_radius}
     pred -= roots | {"user"}
     truth -= roots | {"user"}
     return pred, truth
 
 
-def blast_scores(results: list[tuple[dict, Labels]], threshold: float) -> dict:
+def _asked(k: list | str) -> str:
+    """``errors 0.41`` / ``latency 230`` / ``–``: what a root's blast radius was asked with."""
+    kind, size = (k[0], k[1]) if isinstance(k, list) else (k, 0.0)
+    return f"{kind} {size:.3g}" if kind and size else (kind or "–")
+
+
+def blast_brier(results: list[tuple[dict, Labels]], key: str) -> float:
+    """Brier score of P(impacted) over every entity answered or truly impacted (root and
+    ``user`` excluded; an entity the answer does not list has P = 0): threshold-free."""
+    se: list[float] = []
+    for res, labels in results:
+        if key not in res or any("__error__" in b for b in res[key].values()):
+            continue
+        roots = {canon(r) for r in labels.root_causes} | {"user"}
+        truth = {canon(e) for e in labels.blast_radius} - roots
+        p: dict[str, float] = {}
+        for b in res[key].values():
+            for e, v in b.items():
+                if canon(e) not in roots:
+                    p[canon(e)] = max(p.get(canon(e), 0.0), v)
+        se.extend((p.get(e, 0.0) - (e in truth)) ** 2 for e in set(p) | truth)
+    return statistics.mean(se) if se else float("nan")
+
+
+def blast_scores(results: list[tuple[dict, Labels]], threshold: float, key: str = "blast") -> dict:
     tp = fp = fn = 0
     precs, recs, missing = [], [], 0
     for res, labels in results:
-        s = blast_sets(res, labels, threshold)
+        s = blast_sets(res, labels, threshold, key)
         if s is None:
             missing += 1
             continue
@@ -305,29 +353,49 @@ def report(rows: list[tuple[ScenarioSpec, Labels, dict]], peers: dict, deploymen
         L.append(f"| [{lo:.2f}, {min(hi, 1):.2f}) | {len(xs)} | {(sum(xs) / len(xs)) if xs else float('nan'):.2f} |")
     # blast radius
     pairs = [(r, l) for _, l, r in all_rows]
+    asked = Counter((k[0] if isinstance(k, list) else k) or "(none)"
+                    for r, _ in pairs for k in r.get("blast_kinds", {}).values())
     L.append(f"\nBlast radius (rootgraph ``BlastRadius(root)`` vs the measured truth, root excluded), "
-             f"predicted = P ≥ {BLAST_THRESHOLD}; sweep:\n")
-    L.append("| threshold | precision (micro) | recall (micro) | precision (macro) | recall (macro) | TP | FP | FN | unanswered |")
-    L.append("|---|---|---|---|---|---|---|---|---|")
+             f"predicted = P ≥ {BLAST_THRESHOLD}. Three questions: the fault the root's own evidence shows "
+             f"in the RankCauses answer, kind and size (``Cause.fault_kind``/``fault_size``, how a client asks "
+             f"next; kinds: " + ", ".join(f"{k} {n}" for k, n in sorted(asked.items())) + "), its kind only, "
+             "and nothing (an even error/latency mix of any size):\n")
+    L.append("| asked with | precision (micro) | recall (micro) | precision (macro) | recall (macro) | TP | FP | FN "
+             "| unanswered | Brier of P(impacted) |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    for key, name in BLAST_QUESTIONS:
+        b = blast_scores(pairs, BLAST_THRESHOLD, key)
+        L.append(f"| {name} | **{b['precision']:.3f}** | **{b['recall']:.3f}** | {_fmt(b['macro_precision'])} | "
+                 f"{_fmt(b['macro_recall'])} | {b['tp']} | {b['fp']} | {b['fn']} | {b['unanswered']} | "
+                 f"{blast_brier(pairs, key):.3f} |")
+    L.append("\nThreshold sweep (precision / recall, micro):\n")
+    L.append("| threshold | " + " | ".join(name for _, name in BLAST_QUESTIONS) + " |")
+    L.append("|---|" + "---|" * len(BLAST_QUESTIONS))
     for th in THRESHOLDS:
-        b = blast_scores(pairs, th)
+        cells = []
+        for key, _ in BLAST_QUESTIONS:
+            b = blast_scores(pairs, th, key)
+            cells.append(f"{b['precision']:.2f} / {b['recall']:.2f}")
         mark = " **(reported)**" if th == BLAST_THRESHOLD else ""
-        L.append(f"| {th}{mark} | {b['precision']:.2f} | {b['recall']:.2f} | {_fmt(b['macro_precision'])} | "
-                 f"{_fmt(b['macro_recall'])} | {b['tp']} | {b['fp']} | {b['fn']} | {b['unanswered']} |")
+        L.append(f"| {th}{mark} | " + " | ".join(cells) + " |")
     # per-case table
     L.append("\nPer case (rootgraph top-3 with probabilities; ✗ = top-1 wrong):\n")
-    L.append("| case | truth | rootgraph top-3 | blast P/R | " + " | ".join(f"{m} top-1" for m in methods[1:]) + " |")
+    L.append("| case | truth | rootgraph top-3 | blast P/R (kind asked); P/R no kind | " + " | ".join(f"{m} top-1" for m in methods[1:]) + " |")
     L.append("|---|---|---|---|" + "---|" * (len(methods) - 1))
     for s, l, r in all_rows:
         ok = scored["rootgraph"][s.name]["ac1"] >= 1.0
         top3 = ", ".join(f"{e} {p:.2f}" for e, p in zip(r["ranks"][:3], r["probs"][:3])) or "(none)"
-        bs = blast_sets(r, l, BLAST_THRESHOLD)
-        if bs is None:
-            bpr = "n/a"
-        else:
-            pred, truth = bs
-            tp = len(pred & truth)
-            bpr = f"{tp}/{len(pred)} · {tp}/{len(truth)}"
+        bprs = []
+        for key in ("blast_observed", "blast"):  # the headline question, and none
+            bs = blast_sets(r, l, BLAST_THRESHOLD, key)
+            if bs is None:
+                bprs.append("n/a")
+            else:
+                pred, truth = bs
+                tp = len(pred & truth)
+                bprs.append(f"{tp}/{len(pred)} · {tp}/{len(truth)}")
+        kinds = "/".join(_asked(k) for k in r.get("blast_kinds", {}).values())
+        bpr = f"{bprs[0]} ({kinds}); {bprs[1]}"
         peer_top = []
         for m in methods[1:]:
             rk = ranks_of(m, s.name, r)
@@ -351,7 +419,9 @@ replayed into an in-process `App` (OTLP/HTTP `POST /v1/traces`, protobuf, as the
 exporter sends it) over the benchmark's own Neo4j (graph cleared between cases),
 deployments recorded through `RecordDeployment`, halves flushed (`Ingestor.flush_all`),
 then `RankCauses(incident start, incident end, top_k=5)` and `BlastRadius(root)` through
-gRPC. Decisions:
+gRPC, the latter three times: with the fault kind and size the root's own evidence shows in
+that RankCauses answer (`Cause.fault_kind`/`fault_size`, the ChatOps flow), with the kind
+only, and with neither. Decisions:
 
 * **Deployments**: every simulated deployment (bad, decoy, rollback) is a rollout a CI/CD
   system performs, so all are reported via `RecordDeployment` at the rollout time; rootgraph
@@ -362,7 +432,7 @@ gRPC. Decisions:
   shipped topology (`host.name` = `k8s.node.name`), so a host fault is correct when a method
   names either. Queue faults are labelled `queue:<system>/<destination>`, rootgraph's id.
 * **AC@k** = |top-k ∩ roots| / min(k, |roots|) (RCAEval's definition); Avg@5 = mean AC@1..5.
-* **Blast radius**: predicted = entities with what-if `P(visibly impacted | do(fault)) ≥ 0.5` (no fault kind asked)
+* **Blast radius**: predicted = entities with what-if `P(visibly impacted | do(fault)) ≥ 0.5`
   ("more likely affected than not"; the sweep shows other thresholds), root excluded from
   both sides, `user` ignored; truth = the label's measured blast radius (an entity is in it
   when the fault caused ≥ 1 % of its spans to fail, at least 5, or added ≥ 20 % to its
@@ -461,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
             done.update(json.loads(f.read_text()))
     if args.resume and rg_file.exists():
         done = json.loads(rg_file.read_text())
+    ran = 0  # cases answered by this invocation (not read back with --resume)
     if not args.peers_only:
         svc = Service()
         try:
@@ -471,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
                 d, labels = case_files(spec, CASES, args.regenerate)  # simulated when missing
                 cases.append((spec, d, labels))
                 r = run_rootgraph(svc, spec, d, labels, args.deployments)
+                ran += 1
                 done[spec.name] = r
                 hit = "ok " if r["ranks"] and canon(r["ranks"][0]) in {canon(x) for x in labels.root_causes} else "MISS"
                 log(f"  {hit} {spec.name:38s} replay {r['replay_s']:5.1f} s  rank {r['rank_ms']:6.0f} ms  "
@@ -490,7 +562,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         peers = {} if (args.no_peers or args.quick) else run_peers(cases, args.peer_timeout_s)
     rows = [(s, l, done[s.name]) for s, _, l in cases if s.name in done]
-    text = report(rows, peers, args.deployments, 0.0 if args.peers_only else time.perf_counter() - t_start)
+    # No wall time when every answer was read back: it would time nothing.
+    text = report(rows, peers, args.deployments, time.perf_counter() - t_start if ran else 0.0)
     (RESULTS / "report.md").write_text(text)
     print(text)
     if args.write:
