@@ -36,7 +36,7 @@ Scoring:
   as on Kubernetes), so a host fault is correct when a method names either.
 * Decoys: a case fails its decoy check when a decoy service is ranked first.
 * Calibration: Brier score of the top cause's probability against "top-1 was right".
-* Blast radius (both questions): predicted set = entities with ``P(impacted | do(fault)) >= 0.5`` (the
+* Blast radius (each of the three questions): predicted set = entities with ``P(impacted | do(fault)) >= 0.5`` (the
   what-if answer is "more likely affected than not"; the sweep over thresholds is in the
   report), the root itself excluded from both sides and ``user`` ignored; truth = the
   label's measured blast radius (``simulate/truth.py``). Micro-averaged precision and
@@ -380,7 +380,7 @@ def report(rows: list[tuple[ScenarioSpec, Labels, dict]], peers: dict, deploymen
         L.append(f"| {th}{mark} | " + " | ".join(cells) + " |")
     # per-case table
     L.append("\nPer case (rootgraph top-3 with probabilities; ✗ = top-1 wrong):\n")
-    L.append("| case | truth | rootgraph top-3 | blast P/R (kind asked); P/R no kind | " + " | ".join(f"{m} top-1" for m in methods[1:]) + " |")
+    L.append("| case | truth | rootgraph top-3 | blast P/R (kind, size asked); P/R asked nothing | " + " | ".join(f"{m} top-1" for m in methods[1:]) + " |")
     L.append("|---|---|---|---|" + "---|" * (len(methods) - 1))
     for s, l, r in all_rows:
         ok = scored["rootgraph"][s.name]["ac1"] >= 1.0

@@ -114,7 +114,8 @@ class WhatIfConfig:
     saturation: tuple[float, float] = (2.0, 10.0)
     #: Beta(a, b) prior of the share of callee errors a caller passes on
     passthrough_prior: tuple[float, float] = (9.0, 1.0)
-    #: an observed fault size is taken as log-uniform on [size / band, size * band]
+    #: an observed fault size is taken as log-uniform over ``size_band`` x either way
+    #: (errors clipped at 100 %; saturation: around the slowdown, factor - 1)
     size_band: float = 2.0
 
     def __post_init__(self) -> None:
@@ -126,7 +127,7 @@ class WhatIfConfig:
             raise InvalidArgument("saturation", f"must be 1 <= low <= high, got {(lo, hi)}")
         if min(self.passthrough_prior) <= 0.0:
             raise InvalidArgument("passthrough_prior", "must be positive")
-        if self.size_band < 1.0:
+        if not self.size_band >= 1.0:  # NaN too
             raise InvalidArgument("size_band", f"must be >= 1, got {self.size_band}")
         for name in ("incident_s", "max_delay_ms", "min_latency_ratio"):
             if getattr(self, name) <= 0:
@@ -357,12 +358,19 @@ def impact_probabilities(model: WhatIfModel, entity: str, fault_kind: str | None
         own_f: dict[str, np.ndarray] = {}
         own_a: dict[str, np.ndarray] = {}
         size = fault_size if fault_kind is not None else 0.0
+        # The fault acts on ``hit``: the entity itself, or every service on a host (a
+        # host that is down fails its services' requests; one that stalls slows them).
         if fk == "error":
-            own_f[entity] = _sizes(cfg, fk, cfg.error_rate, size, grid)
+            eps = _sizes(cfg, fk, cfg.error_rate, size, grid)
+            own_f.update((s, eps) for s in hit)
         elif fk == "down":
-            own_f[entity] = ones
+            own_f.update((s, ones) for s in hit)
         elif fk == "latency":
-            own_a[entity] = _sizes(cfg, fk, _delay_range(cfg, tr.mean_ms.get(entity, 0.0)), size, grid)
+            # visible at the faulty entity itself: at its (a host's: its least busy
+            # service's) mean duration
+            mean = min((tr.mean_ms.get(s, 0.0) for s in hit), default=0.0)
+            delay = _sizes(cfg, fk, _delay_range(cfg, mean), size, grid)
+            own_a.update((s, delay) for s in hit)
         else:  # saturation: the self time of every service on the host (or of the service)
             factor = _sizes(cfg, fk, cfg.saturation, size, grid) - 1.0
             for s in hit:
@@ -423,7 +431,7 @@ def check_fault_size(fault_kind: str | None, size: float) -> None:
     if size == 0.0:
         return
     if fault_kind is None or fault_kind == "down":
-        raise InvalidArgument("fault_size", "needs fault_kind errors, latency or saturation")
+        raise InvalidArgument("fault_size", "needs a fault kind with a size: errors, latency or saturation")
     if fault_kind == "error" and size > 1.0:
         raise InvalidArgument("fault_size", f"an error fault's size is the failing share, in (0, 1]; got {size}")
     if fault_kind == "saturation" and size <= 1.0:

@@ -8,6 +8,7 @@ entities (no anomalous caller), which is what users see.
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 
 from rootgraph.graph.model import Deployment, EntityKind
@@ -106,20 +107,20 @@ def observed_fault(kind: EntityKind, items: tuple[EvidenceItem, ...]) -> tuple[s
     an error and a latency fault of any size, which blurs every answer; the fault the
     evidence already shows is the better what-if.
 
-    Kind: ``saturation`` for infrastructure with evidence (its services' self time /
-    latency); else ``errors`` or ``latency`` by the stronger detector score (errors on a
-    tie: a failing request is what users see); ``""`` when the cause has no evidence of
-    its own (ranked from its neighbours): kind unknown. Size, in BlastRadius's units
-    (0 = unknown), from the strongest item of that kind: *errors* -- the rise of the
-    failing share (observed minus baseline, of the service or of its callers' calls to
-    a backend); *latency* -- ms added per request: the rise of self time (a mean) when
-    the service shows one, else of p95 (p99 last); *saturation* -- the median factor of
-    the hosted services' self time.
+    Kind: ``saturation`` for infrastructure whose services' self time or latency rose
+    (``errors`` when they only show exclusive errors); else ``errors`` or ``latency`` by
+    the stronger detector score (errors on a tie: a failing request is what users see);
+    ``""`` when the cause has no evidence of its own (ranked from its neighbours): kind
+    unknown. Size, in BlastRadius's units (0 = unknown), from the strongest item of that
+    kind: *errors* -- the rise of the failing share (observed minus baseline, of the
+    service or of its callers' calls to a backend); *latency* -- ms added per request:
+    the rise of self time (a mean) when the service shows one, else of p95 (p99 last);
+    *saturation* -- the median factor of the hosted services' self time.
     """
-    if kind in INFRA_KINDS:
-        ratios = sorted(i.observed / i.baseline for i in items if i.signal == "self_time" and i.baseline > 0)
-        return ("saturation" if items else "",
-                ratios[len(ratios) // 2] if ratios and ratios[len(ratios) // 2] > 1.0 else 0.0)
+    if kind in INFRA_KINDS and any(i.signal == "self_time" or "latency_" in i.signal for i in items):
+        ratios = [i.observed / i.baseline for i in items if i.signal == "self_time" and i.baseline > 0]
+        factor = statistics.median(ratios) if ratios else 0.0
+        return "saturation", factor if factor > 1.0 else 0.0
     errs = [i for i in items if i.signal.endswith("error_rate") or i.signal == "exclusive_errors"]
     lats = [i for i in items if "latency_" in i.signal or i.signal == "self_time"]
     err = max((i.score for i in errs), default=0.0)

@@ -33,8 +33,8 @@ repeatedly find a cycle and drop its least important edge, so the edges that car
 incident and the dominant call direction survive. Importance, compared in order:
 (1) the edge is anomalous and its callee shows an originating (self/exclusive) anomaly
 -- the incident visibly travelled along it; (2) the edge is anomalous; (3) traffic
-(requests in both windows); ties drop the lexicographically largest edge. What-if models
-use traffic only. Self-calls are dropped. Dropped edges are reported in
+(requests in both windows); ties drop the lexicographically largest edge. Self-calls are
+dropped (what-if queries keep every edge and build no network: ``inference/blast.py``). Dropped edges are reported in
 ``CausalModel.dropped_edges`` and in the ranking notes.
 
 Encoding: every node is a noisy-OR with leak; a node with more than two parents is

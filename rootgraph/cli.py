@@ -227,12 +227,12 @@ def _parse_time(value: str | None) -> float | None:
 
 
 def _shows(kind: str, size: float) -> str:
-    """``errors +41%`` / ``latency +230 ms`` / ``saturation 3.1x``: a cause's observed fault."""
+    """``errors +41 pp`` / ``latency +230 ms`` / ``saturation 3.1x``: a cause's observed fault."""
     if not kind:
         return "-"
     if not size:
         return kind
-    return {"errors": f"errors +{100 * size:.0f}%", "latency": f"latency +{size:.0f} ms",
+    return {"errors": f"errors +{100 * size:.0f} pp", "latency": f"latency +{size:.0f} ms",
             "saturation": f"saturation {size:.1f}x"}.get(kind, kind)
 
 
@@ -282,9 +282,9 @@ def cmd_rank(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_blast(result, as_json: bool, fault_kind: str = "") -> None:  # noqa: ANN001
+def render_blast(result, as_json: bool, fault_kind: str = "", fault_size: float = 0.0) -> None:  # noqa: ANN001
     if as_json:
-        print(json.dumps({"entity": result.entity, "fault_kind": fault_kind,
+        print(json.dumps({"entity": result.entity, "fault_kind": fault_kind, "fault_size": fault_size,
                           "entry_traffic_share_affected": result.entry_traffic_share_affected,
                           "impacts": [{"entity": i.entity, "kind": i.kind, "probability": i.probability,
                                        "hops": i.hops, "path": list(i.path),
@@ -306,7 +306,7 @@ def cmd_blast(args: argparse.Namespace) -> int:
     with _client(args) as rg:
         result = rg.blast_radius(args.entity, fault_kind=args.fault_kind or "", fault_size=args.fault_size,
                                  at=_parse_time(args.at))
-    render_blast(result, args.json, args.fault_kind or "")
+    render_blast(result, args.json, args.fault_kind or "", args.fault_size)
     return 0
 
 
@@ -479,6 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*pgmpy.estimators.StructureScore.*", category=FutureWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "fault_size", 0.0) and not args.fault_kind:
+        parser.error("--fault-size needs --fault-kind")  # exits 2, like every usage error
     try:
         return int(args.fn(args))
     except ConfigError as exc:

@@ -117,7 +117,7 @@ def run_demo(settings: Settings, *, console: Console, as_json: bool = False) -> 
     render_ranking(answer, as_json=False)
     if blast:
         console.print()
-        render_blast(blast, as_json=False, fault_kind=top.fault_kind)
+        render_blast(blast, as_json=False, fault_kind=top.fault_kind, fault_size=top.fault_size)
     verdict = "[green]ranked #1[/green]" if rank_of_truth == 1 else f"[red]ranked {rank_of_truth}[/red]"
     console.print(f"\nSimulated ground truth: [bold]{truth}[/bold] ({labels.fault_kind}) — rootgraph {verdict}; "
                   f"decoy deployment on {', '.join(labels.decoys)} not blamed."

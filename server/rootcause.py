@@ -67,7 +67,7 @@ def _remaining(context: grpc.ServicerContext, floor_s: float = 0.05) -> float | 
 
 class RootCauseServicer(pb_grpc.RootCauseServicer):
     def __init__(self, graph: GraphStore, incidents: IncidentStore, ranker: Ranker,
-                 blast: Callable[[WindowData, str, str | None], BlastRadius], *,
+                 blast: Callable[[WindowData, str, str | None, float], BlastRadius], *,
                  bucket_seconds: int = 60, clock: Callable[[], float] = time.time) -> None:
         self._graph = graph
         self._incidents = incidents
@@ -114,7 +114,7 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
         check_fault_size(fault_kind, fault_size)  # before any read
         at = ts_seconds(request.at, "at") if request.HasField("at") else self._clock()
         # Complete minutes only: the minute being written changes with every ingest batch,
-        # and with it the window's version, which would rebuild the what-if network on
+        # and with it the window's version, which would rebuild the what-if model on
         # every call under live traffic (server/whatif.py) for a few seconds more data.
         end = int(at // self._bucket * self._bucket)
         start = end - BLAST_HISTORY_S
@@ -124,9 +124,10 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
             if self._graph.entity(entity) is None:
                 raise NotFound(f"entity: unknown entity {entity!r}")
             # Known entity, but no traffic in the last complete hour (gone quiet, or new
-            # this minute): use every bucket still stored, the current one included
-            # (retention bounds it). The baseline is unused by what-if queries.
-            data = self._graph.read_window(Window(self._bucket, end + self._bucket), Window(0, self._bucket),
+            # this minute): use every bucket still stored up to ``at``, the minute it falls
+            # in included (retention bounds it). The baseline is unused by what-if queries.
+            upto = int(-(-at // self._bucket) * self._bucket)
+            data = self._graph.read_window(Window(self._bucket, upto), Window(0, self._bucket),
                                            self._bucket, timeout_s=_remaining(context))
         _remaining(context)
         result = self._blast(data, entity, fault_kind, fault_size)

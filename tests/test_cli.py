@@ -49,4 +49,7 @@ def test_client_commands_against_a_live_server(app, store, capsys) -> None:  # n
     assert answer["no_clear_cause"] is True and answer["incident_id"].startswith("inc-")
     assert main(["blast-radius", "nope", *server]) == 1
     assert "NOT_FOUND" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # a size without a kind is a usage error
+        main(["blast-radius", "checkout", "--fault-size", "0.3", *server])
+    assert exit_.value.code == 2 and "--fault-size needs --fault-kind" in capsys.readouterr().err
     assert main(["rank", "--start", "yesterday", *server]) == 2

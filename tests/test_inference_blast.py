@@ -249,12 +249,25 @@ def test_an_observed_fault_size_replaces_the_prior_with_a_band_around_it():
     assert impact_probabilities(model, "leaf", "latency", fault_size=400.0)["a"] > 0.999
     # saturation of the service itself: a factor on its self time, banded around the slowdown
     assert impact_probabilities(model, "leaf", "saturation", fault_size=1.01)["a"] == 0.0
-    # no kind: the size is meaningless and ignored by the propagation, refused by blast_radius
-    assert blast_radius(model, "leaf", "error", fault_size=0.6).impacts
-    for kind, size, why in ((None, 0.3, "needs fault_kind"), ("down", 0.3, "needs fault_kind"),
+    assert impact_probabilities(model, "leaf", "saturation", fault_size=200.0)["a"] > 0.999
+    # no kind: a size means nothing, the propagation ignores it and blast_radius refuses it
+    assert impact_probabilities(model, "leaf", None, fault_size=0.3) == impact_probabilities(model, "leaf")
+    for kind, size, why in ((None, 0.3, "needs a fault kind"), ("down", 0.3, "needs a fault kind"),
                             ("error", 1.5, "failing share"), ("saturation", 0.5, "slowdown factor"),
                             ("latency", -1.0, ">= 0"), ("latency", float("nan"), ">= 0")):
         with pytest.raises(InvalidArgument, match=why):
             blast_radius(model, "leaf", kind, fault_size=size)
     with pytest.raises(InvalidArgument, match="size_band"):
         WhatIfConfig(size_band=0.5)
+
+
+def test_a_host_that_fails_takes_its_services_and_their_callers_with_it():
+    """errors / latency / down on a host act on every service running on it."""
+    data = chain_window()  # orders and billing run on host:h1
+    for kind, size in (("down", 0.0), ("error", 0.5), ("latency", 500.0)):
+        p = probs(data, "host:h1", kind) if not size else \
+            impact_probabilities(whatif_model(data), "host:h1", kind, fault_size=size)
+        assert p["orders"] > 0.99 and p["billing"] > 0.99 and p["api"] > 0.99, (kind, p)
+        assert "search" not in p and "host:h1" not in p
+    b = blast_radius(data, "host:h1", "down")
+    assert b.entry_traffic_share_affected > 0.5  # web, behind api, is 80 % of entries

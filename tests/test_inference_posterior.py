@@ -144,7 +144,8 @@ def test_cycle_a_b_a_keeps_the_edge_the_incident_travelled():
     assert post["a"] > 0.5 > post["b"]
 
 
-def test_cycle_without_incident_evidence_drops_the_lowest_traffic_edge():
+def test_cycle_whose_edges_are_equally_anomalous_drops_the_lowest_traffic_edge():
+    """No exclusive errors anywhere: nothing says which way the incident went; traffic decides."""
     model = build_model(score_window(_cycle_window(origin_exclusive=False)))
     assert model.dropped_edges == (("b", "a"),)
     g = nx.DiGraph([(p, n) for n, v in model.nodes.items() for p in v.parents])

@@ -216,5 +216,8 @@ def test_observed_fault_picks_the_stronger_detector_and_reads_its_size():
     assert observed_fault(host, (item("self_time", 0.8, 30, 10), item("self_time", 0.8, 40, 10),
                                  item("self_time", 0.8, 50, 10), item("latency_p95", 0.9, 200, 50))) \
         == ("saturation", 4.0)
+    assert observed_fault(host, (item("self_time", 0.8, 30, 10), item("self_time", 0.8, 50, 10))) \
+        == ("saturation", 4.0)  # the median of an even count: the mean of the middle two
     assert observed_fault(host, (item("latency_p95", 0.9, 200, 50),)) == ("saturation", 0.0)
+    assert observed_fault(host, (item("exclusive_errors", 0.9, 0.3, 0.0),)) == ("errors", pytest.approx(0.3))
     assert observed_fault(host, ()) == ("", 0.0)

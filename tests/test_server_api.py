@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from rootgraph.client import RootGraphClient
-from rootgraph.graph.model import GraphDelta, StatsBucket, WindowData, window_to_delta
+from rootgraph.graph.model import Entity, EntityKind, GraphDelta, StatsBucket, WindowData, window_to_delta
 from rootgraph.graph.store import GraphStore
 from rootgraph.inference.synthetic import Profile, WindowBuilder
 from rootgraph.v1 import rootgraph_pb2 as pb
@@ -140,7 +140,7 @@ def test_blast_radius_reuses_its_what_if_network_until_the_data_changes(client, 
     again = client.blast_radius("checkout", at=at)
     assert app.whatif.builds == builds + 1 and app.whatif.hits >= 1  # one network, two answers
     assert {i.entity for i in again.impacts} >= {"frontend"}
-    # A new deployment inside the history window changes the priors: a new network.
+    # A new deployment inside the history window is part of the window's version: a new model.
     client.record_deployment("checkout", "9.9.9", id="late-1", at=at - 120)
     client.blast_radius("db:postgresql/orders", at=at)
     assert app.whatif.builds == builds + 2
@@ -169,6 +169,18 @@ def test_blast_radius_reads_complete_minutes_only(client, incident, app, store) 
     # Once the minute is complete it is part of the answer.
     client.blast_radius("db:postgresql/orders", fault_kind="errors", at=end + 60)
     assert app.whatif.builds == builds + 2
+    # An entity first seen in the minute being written still answers, from that minute.
+    new = GraphDelta(batch_id="newcomer", entities={"newcomer": Entity("newcomer", "newcomer", EntityKind.SERVICE),
+                                                     "frontend": incident.entities["frontend"]})
+    new.service_buckets[("newcomer", end + 60)] = StatsBucket(20, 0, 400.0, 400.0, 0, [0] * 40)
+    new.edge_buckets[("frontend", "newcomer", end + 60)] = StatsBucket(20, 0, 500.0, 0.0, 0, [0] * 40)
+    new.edges[("frontend", "newcomer")] = StatsBucket(20, 0, 500.0, 0.0, 0, [0] * 40)
+    store.apply_delta(new)
+    fresh = client.blast_radius("newcomer", fault_kind="down", at=end + 90)
+    assert {i.entity for i in fresh.impacts} >= {"newcomer", "frontend"}
+    with pytest.raises(grpc.RpcError) as err:  # ... but not before it existed
+        client.blast_radius("newcomer", at=end + 60)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_record_deployment_is_idempotent_and_validated(client, store) -> None:  # noqa: ANN001
