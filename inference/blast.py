@@ -354,10 +354,10 @@ def impact_probabilities(model: WhatIfModel, entity: str, fault_kind: str | None
     groups = [sorted(cond.nodes[c]["members"]) for c in nx.topological_sort(cond)]
     ones, zeros = np.ones(grid), np.zeros(grid)
     probs: dict[str, float] = {}
+    size = fault_size if fault_kind is not None else 0.0  # a size without a kind means nothing
     for fk in kinds:
         own_f: dict[str, np.ndarray] = {}
         own_a: dict[str, np.ndarray] = {}
-        size = fault_size if fault_kind is not None else 0.0
         # The fault acts on ``hit``: the entity itself, or every service on a host (a
         # host that is down fails its services' requests; one that stalls slows them).
         if fk == "error":

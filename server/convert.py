@@ -59,11 +59,13 @@ class RankWindow:
     symptoms: tuple[str, ...]
 
 
-def _floor(t: float, b: int) -> int:
+def floor_to_bucket(t: float, b: int) -> int:
+    """Start of the ``b``-second bucket ``t`` falls in."""
     return int(t // b * b)
 
 
-def _ceil(t: float, b: int) -> int:
+def ceil_to_bucket(t: float, b: int) -> int:
+    """``t`` rounded up to a bucket boundary (``t`` itself if it is one)."""
     return int(-(-t // b) * b)
 
 
@@ -92,8 +94,8 @@ def rank_window(req: pb.RankCausesRequest, bucket_s: int, now: float | None = No
     if len(req.symptoms) > MAX_SYMPTOMS:
         raise InvalidRequest("symptoms", f"at most {MAX_SYMPTOMS} entries")
     symptoms = tuple(validate_entity_name(s, "symptoms") for s in req.symptoms)
-    s0, s1 = _floor(start, bucket_s), _ceil(end, bucket_s)
-    b0, b1 = _floor(bstart, bucket_s), _floor(bend, bucket_s)
+    s0, s1 = floor_to_bucket(start, bucket_s), ceil_to_bucket(end, bucket_s)
+    b0, b1 = floor_to_bucket(bstart, bucket_s), floor_to_bucket(bend, bucket_s)
     if b1 <= b0:
         b1 = b0 + bucket_s
     return RankWindow(Window(s0, s1), Window(b0, b1), top_k, symptoms)

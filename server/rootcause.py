@@ -24,7 +24,7 @@ from rootgraph.graph.store import GraphStore
 from rootgraph.inference.blast import check_fault_size
 from rootgraph.inference.results import BlastRadius, Ranking
 from rootgraph.server.convert import (
-    blast_to_proto, deployment_from_request, rank_window, ranking_to_proto, ts,
+    blast_to_proto, ceil_to_bucket, deployment_from_request, floor_to_bucket, rank_window, ranking_to_proto, ts,
     ts_seconds, validate_entity_name,
 )
 from rootgraph.server.errors import InvalidRequest, grpc_errors
@@ -116,7 +116,7 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
         # Complete minutes only: the minute being written changes with every ingest batch,
         # and with it the window's version, which would rebuild the what-if model on
         # every call under live traffic (server/whatif.py) for a few seconds more data.
-        end = int(at // self._bucket * self._bucket)
+        end = floor_to_bucket(at, self._bucket)
         start = end - BLAST_HISTORY_S
         data = self._graph.read_window(Window(start, end), Window(start - self._bucket, start),
                                        self._bucket, timeout_s=_remaining(context))
@@ -126,8 +126,8 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
             # Known entity, but no traffic in the last complete hour (gone quiet, or new
             # this minute): use every bucket still stored up to ``at``, the minute it falls
             # in included (retention bounds it). The baseline is unused by what-if queries.
-            upto = int(-(-at // self._bucket) * self._bucket)
-            data = self._graph.read_window(Window(self._bucket, upto), Window(0, self._bucket),
+            data = self._graph.read_window(Window(self._bucket, ceil_to_bucket(at, self._bucket)),
+                                           Window(0, self._bucket),
                                            self._bucket, timeout_s=_remaining(context))
         _remaining(context)
         result = self._blast(data, entity, fault_kind, fault_size)
