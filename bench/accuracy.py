@@ -89,15 +89,27 @@ def canon(entity: str) -> str:
 # -- rootgraph through the service -------------------------------------------------------
 
 
+def _encode(line: str) -> bytes:
+    return parse_otlp_json_line(line).SerializeToString()
+
+
 def replay(svc: Service, traces: Path, workers: int = 4) -> tuple[int, float]:
+    """POST every exported batch of ``traces``, in file order, to the OTLP/HTTP endpoint.
+
+    Lines are decoded in parallel but sent one after the other, as the simulator's
+    exporters sent them. Sending them concurrently reordered them, and a parent span
+    processed before the earlier batch holding its children keeps their time as its own
+    (``ingest/selftime.py``): self time -- and runner-up posteriors -- varied from run to
+    run (a line mixes several services' spans, so no per-service split keeps the order).
+    """
     t = time.perf_counter()
+    n = 0
     with open(traces, encoding="utf-8") as f, ThreadPoolExecutor(workers) as pool:
-        bodies = (parse_otlp_json_line(line).SerializeToString() for line in f if line.strip())
-        futures = [pool.submit(post_otlp, svc.otlp_http, b) for b in bodies]
-        for fu in futures:
-            fu.result()
+        for body in pool.map(_encode, (line for line in f if line.strip())):  # results in file order
+            post_otlp(svc.otlp_http, body)
+            n += 1
     svc.app.ingestor.flush_all()
-    return len(futures), time.perf_counter() - t
+    return n, time.perf_counter() - t
 
 
 def run_rootgraph(svc: Service, spec: ScenarioSpec, case_dir: Path, labels: Labels, deployments: str) -> dict:
