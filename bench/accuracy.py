@@ -182,40 +182,46 @@ BLAST_QUESTIONS = (("blast_observed", "the cause's `fault_kind` + `fault_size`")
                    ("blast_kind", "the cause's `fault_kind` only"), ("blast", "none (unknown kind and size)"))
 
 
-def blast_sets(res: dict, labels: Labels, threshold: float,
-               key: str = "blast") -> tuple[set[str], set[str]] | None:
-    """(predicted, true) impacted sets of one question (``BLAST_QUESTIONS``)."""
+def blast_answer(res: dict, labels: Labels, key: str = "blast") -> tuple[dict[str, float], set[str]] | None:
+    """One question's (``BLAST_QUESTIONS``) answer: entity -> P(impacted), the highest over
+    the roots asked, and the true impacted set; roots and ``user`` left out of both. None
+    when a root's question failed."""
     if key not in res or any("__error__" in b for b in res[key].values()):
         return None
-    roots = {canon(r) for r in labels.root_causes}
-    pred = {canon(e) for b in res[key].values() for e, p in b.items() if p >= threshold}
-    truth = {canon(e) for e in labels.blast_radius}
-    pred -= roots | {"user"}
-    truth -= roots | {"user"}
-    return pred, truth
+    left_out = {canon(r) for r in labels.root_causes} | {"user"}
+    p: dict[str, float] = {}
+    for b in res[key].values():
+        for e, v in b.items():
+            if canon(e) not in left_out:
+                p[canon(e)] = max(p.get(canon(e), 0.0), v)
+    return p, {canon(e) for e in labels.blast_radius} - left_out
 
 
-def _asked(k: list | str) -> str:
+def blast_sets(res: dict, labels: Labels, threshold: float,
+               key: str = "blast") -> tuple[set[str], set[str]] | None:
+    """(predicted, true) impacted sets of one question: predicted = P >= ``threshold``."""
+    answer = blast_answer(res, labels, key)
+    if answer is None:
+        return None
+    p, truth = answer
+    return {e for e, v in p.items() if v >= threshold}, truth
+
+
+def _asked(k: list) -> str:
     """``errors 0.41`` / ``latency 230`` / ``–``: what a root's blast radius was asked with."""
-    kind, size = (k[0], k[1]) if isinstance(k, list) else (k, 0.0)
+    kind, size = k
     return f"{kind} {size:.3g}" if kind and size else (kind or "–")
 
 
 def blast_brier(results: list[tuple[dict, Labels]], key: str) -> float:
-    """Brier score of P(impacted) over every entity answered or truly impacted (root and
-    ``user`` excluded; an entity the answer does not list has P = 0): threshold-free."""
+    """Brier score of P(impacted) over every entity answered or truly impacted (an entity
+    the answer does not list has P = 0): threshold-free."""
     se: list[float] = []
     for res, labels in results:
-        if key not in res or any("__error__" in b for b in res[key].values()):
-            continue
-        roots = {canon(r) for r in labels.root_causes} | {"user"}
-        truth = {canon(e) for e in labels.blast_radius} - roots
-        p: dict[str, float] = {}
-        for b in res[key].values():
-            for e, v in b.items():
-                if canon(e) not in roots:
-                    p[canon(e)] = max(p.get(canon(e), 0.0), v)
-        se.extend((p.get(e, 0.0) - (e in truth)) ** 2 for e in set(p) | truth)
+        answer = blast_answer(res, labels, key)
+        if answer is not None:
+            p, truth = answer
+            se.extend((p.get(e, 0.0) - (e in truth)) ** 2 for e in set(p) | truth)
     return statistics.mean(se) if se else float("nan")
 
 
@@ -365,8 +371,7 @@ def report(rows: list[tuple[ScenarioSpec, Labels, dict]], peers: dict, deploymen
         L.append(f"| [{lo:.2f}, {min(hi, 1):.2f}) | {len(xs)} | {(sum(xs) / len(xs)) if xs else float('nan'):.2f} |")
     # blast radius
     pairs = [(r, l) for _, l, r in all_rows]
-    asked = Counter((k[0] if isinstance(k, list) else k) or "(none)"
-                    for r, _ in pairs for k in r.get("blast_kinds", {}).values())
+    asked = Counter(k[0] or "(none)" for r, _ in pairs for k in r.get("blast_kinds", {}).values())
     L.append(f"\nBlast radius (rootgraph ``BlastRadius(root)`` vs the measured truth, root excluded), "
              f"predicted = P ≥ {BLAST_THRESHOLD}. Three questions: the fault the root's own evidence shows "
              f"in the RankCauses answer, kind and size (``Cause.fault_kind``/``fault_size``, how a client asks "
