@@ -161,13 +161,15 @@ class WhatIfModel:
     ``candidates``: what can be faulted (services, virtual backends, infrastructure with
     a service on it -- every infra id, not merged as in ranking: a blast radius is asked
     of the id the caller names); ``hosts_of``: service -> those infra ids;
-    ``entry_share``: entry entity -> share of the calls from ``user`` it receives.
+    ``entry_share``: entry entity -> share of the calls from ``user`` it receives;
+    ``callers``: the graph a fault climbs (:func:`caller_graph`), the same for every query.
     """
 
     candidates: dict[str, EntityKind]
     hosts_of: dict[str, tuple[str, ...]]
     entry_share: dict[str, float]
     traffic: Traffic
+    callers: dict[str, list[str]]
 
 
 def traffic_totals(window: WindowData, config: WhatIfConfig | None = None) -> Traffic:
@@ -272,7 +274,8 @@ def whatif_model(window: WindowData, config: WhatIfConfig | None = None) -> What
             entry[info.callee] = entry.get(info.callee, 0.0) + sum(r.requests for r in info.buckets)
     total = sum(entry.values())
     share = {k: v / total for k, v in entry.items()} if total > 0 else {}
-    return WhatIfModel(cand, hosts_of, share, traffic_totals(window, config))
+    traffic = traffic_totals(window, config)
+    return WhatIfModel(cand, hosts_of, share, traffic, caller_graph(traffic.calls, cand, hosts_of))
 
 
 def _delay_range(cfg: WhatIfConfig, mean_ms: float) -> tuple[float, float]:
@@ -287,7 +290,8 @@ def _grid(lo: float, hi: float, n: int) -> np.ndarray:
     return np.exp(math.log(lo) + q * (math.log(hi) - math.log(lo)))
 
 
-def caller_graph(model: WhatIfModel) -> dict[str, list[str]]:
+def caller_graph(calls: dict[tuple[str, str], float], candidates: dict[str, EntityKind],
+                 hosts_of: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
     """callee -> callers over every synchronous call edge; infra -> services on it.
 
     All edges, cycles included: the fixed point of the propagation handles a loop
@@ -296,10 +300,10 @@ def caller_graph(model: WhatIfModel) -> dict[str, list[str]]:
     request and B calls A on a third of its requests: a fault at A still reaches B).
     """
     up: dict[str, list[str]] = {}
-    for caller, callee in sorted(model.traffic.calls):
-        if caller in model.candidates and callee in model.candidates and caller != callee:
+    for caller, callee in sorted(calls):
+        if caller in candidates and callee in candidates and caller != callee:
             up.setdefault(callee, []).append(caller)
-    for svc, hosts in sorted(model.hosts_of.items()):
+    for svc, hosts in sorted(hosts_of.items()):
         for h in hosts:
             up.setdefault(h, []).append(svc)
     return up
@@ -333,7 +337,7 @@ def impact_probabilities(model: WhatIfModel, entity: str, fault_kind: str | None
         kinds = ("saturation",) if kind in INFRA_KINDS else ("error", "latency")
     else:
         kinds = (fault_kind,)
-    up = caller_graph(model)
+    up = model.callers
     hit = [s for s in up.get(entity, ()) if entity in model.hosts_of.get(s, ())] if kind in INFRA_KINDS \
         else [entity]
     g = nx.DiGraph()
@@ -465,8 +469,7 @@ def blast_radius(window_or_model: WindowData | WhatIfModel, entity: str, fault_k
     if entity not in model.candidates:
         raise UnknownEntity(entity)
     probs = impact_probabilities(model, entity, fault_kind, config, samples, fault_size)
-    up = caller_graph(model)
-    prev = bfs_up(up, entity)
+    prev = bfs_up(model.callers, entity)
     impacts = []
     total = 0.0
     for k, hop_prev in sorted(prev.items()):
