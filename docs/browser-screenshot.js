@@ -15,11 +15,7 @@ const { chromium } = require('playwright-core');
     await page.locator('[data-testid="connect"]').click();
   }
   await page.waitForTimeout(4000);
-  const style = require("fs").readFileSync(require("path").join(__dirname, "..", "graph", "browser.grass"), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
-  await page.locator('[data-testid="activeEditor"]').click();
-  await page.keyboard.insertText(':style ' + style.replace(/\n/g, ' '));
-  await page.keyboard.press('Control+Enter');
-  await page.waitForTimeout(2000);
+  // The server's browser.post_connect_cmd has applied graph/browser.grass on connect.
   const q = process.argv[2];
   await page.locator('[data-testid="activeEditor"]').click();
   await page.keyboard.insertText(q);

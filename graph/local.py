@@ -10,6 +10,9 @@ like the tarball's (shared/neo4j-local.md). Verified here on 2026-11-29:
 * ``org.neo4j.server.CommunityEntryPoint --console-mode`` with the launcher's JVM flags
   starts in ~6 s; the log prints ``Bolt enabled on …`` then ``Started.``.
 * ``AdminTool dbms set-initial-password`` works without the launcher script.
+* The Browser applies rootgraph's style and opens its guide on connect
+  (``browser.post_connect_cmd``); the guide is served from a copy of the Browser jar put
+  ahead of ``lib/`` on the classpath (``graph/browser.py`` says why).
 
 Layout under ``Settings.home`` (outside the work tree):
 
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rootgraph.config import Secret, Settings, read_secret_file
+from rootgraph.graph.browser import GUIDE_FILE, browser_jar_with_guide, post_connect_cmd
 
 __all__ = [
     "NEO4J_VERSION",
@@ -127,6 +131,7 @@ class LocalNeo4j:
         self.instance_dir = settings.home / "instances" / settings.local_instance
         self.bolt_uri = f"bolt://127.0.0.1:{settings.local_bolt_port}"
         self.browser_url = f"http://127.0.0.1:{settings.local_http_port}/browser/"
+        self.guide_url = self.browser_url + GUIDE_FILE
 
     # -- provisioning -------------------------------------------------------------
 
@@ -217,6 +222,10 @@ class LocalNeo4j:
             "server.directories.import": str(d / "import"),
             "dbms.usage_report.enabled": "false",
             "client.allow_telemetry": "false",  # no usage banner or pings from the Browser
+            # On every connect: apply browser.grass, then open the ready-queries guide.
+            "browser.post_connect_cmd": post_connect_cmd(self.guide_url),
+            # Neo4j's default list plus the host the guide is served from.
+            "browser.remote_content_hostname_whitelist": "guides.neo4j.com,localhost,127.0.0.1",
             "db.tx_log.rotation.retention_policy": "256M size",
         }
         (conf / "neo4j.conf").write_text(
@@ -264,9 +273,14 @@ class LocalNeo4j:
         conf = self._write_conf()
         self._ensure_password(conf)
         lib = self.server_home / "lib"
+        # Neo4j serves /browser/ from the first browser/ folder on the classpath: this copy
+        # (the Browser plus the guide) comes before lib/'s original.
+        browser_jar = browser_jar_with_guide(
+            lib / f"neo4j-browser-{BROWSER_VERSION}.jar", self.instance_dir / "browser"
+        )
         cmd = [
             "java", f"-Xms{self._s.local_heap}", f"-Xmx{self._s.local_heap}", *_JVM_FLAGS,
-            "-cp", f"{self.instance_dir / 'plugins'}/*:{conf}/*:{lib}/*",
+            "-cp", f"{self.instance_dir / 'plugins'}/*:{conf}/*:{browser_jar}:{lib}/*",
             "org.neo4j.server.CommunityEntryPoint",
             f"--home-dir={self.server_home}", f"--config-dir={conf}", "--console-mode",
         ]
