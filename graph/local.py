@@ -241,7 +241,9 @@ class LocalNeo4j:
                 f"{self.instance_dir} has data but no password file; remove the directory "
                 "to start afresh"
             )
-        pw = secrets.token_urlsafe(24)
+        # AdminTool's option parser reads a leading '-' as an option (token_urlsafe draws
+        # one about 1 time in 64), so the password starts with a letter.
+        pw = "p" + secrets.token_urlsafe(24)
         env = dict(os.environ, NEO4J_HOME=str(self.server_home), NEO4J_CONF=str(conf))
         proc = subprocess.run(
             ["java", "-cp", f"{self.server_home / 'lib'}/*", "org.neo4j.cli.AdminTool",
