@@ -331,11 +331,11 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def cmd_incident(args: argparse.Namespace) -> int:
-    from rootgraph.client import rank_answer
+    from rootgraph.client import ranking_from_proto
 
     with _client(args) as rg:
         inc = rg.get_incident(args.incident)
-    render_ranking(rank_answer(inc.ranking), args.json)
+    render_ranking(ranking_from_proto(inc.ranking), args.json)
     return 0
 
 
