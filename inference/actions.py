@@ -2,6 +2,11 @@
 
 The rules are deliberately simple and explainable (issue 4, item 6): the client decides
 and approves. Order matters: the first action is the one we would try first.
+
+Every action must rest on evidence the cause itself shows (issue 13, finding 5): a
+rollback bot reads ``suggested_actions`` of whatever cause it is handed, so "roll back"
+on a P = 0.00 candidate, or "fail over" on a database nobody saw failing, is an
+instruction to break something healthy.
 """
 
 from __future__ import annotations
@@ -10,23 +15,65 @@ import dataclasses
 from typing import Iterable
 
 from rootgraph.graph.model import Deployment, EntityKind
-from rootgraph.inference.evidence import INFRA_KINDS, VIRTUAL_KINDS, EntityEvidence
+from rootgraph.inference.evidence import INFRA_KINDS, VIRTUAL_KINDS, EntityEvidence, WindowEvidence
 from rootgraph.inference.results import Action, ActionKind
 
 
-def suggest_actions(entity: str, kind: EntityKind, ev: EntityEvidence | None,
-                    deployments: tuple[Deployment, ...]) -> tuple[Action, ...]:
-    """Actions for one cause.
+def deployment_before_onset(entity: str, ev: WindowEvidence) -> Deployment | None:
+    """The latest deployment of ``entity`` that can have caused the fault, if any.
 
-    * a deployment in the lookback window -> roll back to the version before it;
-    * a database / queue / external backend -> fail over;
-    * an infrastructure entity -> restart it and scale its workloads elsewhere;
-    * saturation (latency or self time up without errors) -> scale, then restart;
-    * otherwise -> investigate (always the last resort, so the list is never empty).
+    "Before onset" is judged against the same reference the explanation uses (the
+    entity's own onset, else the window's, else the incident start), with one bucket
+    of slack: onsets are bucket starts, so a deployment inside the onset bucket may
+    well precede the first failing request. A deployment after that came too late to
+    be the cause and earns no rollback.
     """
+    e = ev.entities.get(entity)
+    if e is None or not e.deployments:
+        return None
+    ref = e.onset_s if e.onset_s is not None else ev.onset_s
+    ref = ev.window.incident.start_s if ref is None else ref
+    limit_ms = (ref + ev.window.bucket_seconds) * 1000
+    before = [d for d in e.deployments if d.at_ms < limit_ms]
+    return before[-1] if before else None
+
+
+def _shows_fault(e: EntityEvidence | None) -> bool:
+    """The entity's own figures (or, uninstrumented, its callers' calls to it) are anomalous."""
+    return e is not None and e.anomalous and bool(e.items)
+
+
+def _infra_evidence(entity: str, ev: WindowEvidence) -> bool:
+    """Some service running on ``entity`` shows slow self time or saturation."""
+    for svc, infra in ev.window.runs_on.items():
+        se = ev.entities.get(svc)
+        if entity in infra and se is not None and (se.self_anomalous or se.saturation):
+            return True
+    return False
+
+
+def suggest_actions(entity: str, kind: EntityKind, ev: WindowEvidence, *, plausible: bool) -> tuple[Action, ...]:
+    """Actions for one cause; none for a cause that is not plausible.
+
+    ``plausible`` is :func:`rootgraph.results.is_plausible` of the cause against the top
+    one. For a plausible cause:
+
+    * a deployment before onset (:func:`deployment_before_onset`) -> roll back to the
+      version before it (or check the release when that version is unknown);
+    * a database / queue / external backend whose calls fail or slow down -> fail over;
+    * an infrastructure entity whose services' self time is up -> restart it and
+      reschedule its workloads;
+    * a service whose latency/self time is up without errors (saturation) -> scale,
+      then restart;
+    * and last, always: inspect its logs and traces -- a plausible cause is where the
+      evidence points, so that is where a person looks when nothing above applies.
+    """
+    if not plausible:
+        return ()
+    e = ev.entities.get(entity)
     out: list[Action] = []
-    if deployments:
-        d = deployments[-1]
+    d = deployment_before_onset(entity, ev)
+    if d is not None:
         if d.previous_version:
             out.append(Action(ActionKind.ROLLBACK, entity, f"roll back {entity} from {d.version} to "
                               f"{d.previous_version} (deployed shortly before the incident)",
@@ -36,13 +83,15 @@ def suggest_actions(entity: str, kind: EntityKind, ev: EntityEvidence | None,
                               f"{entity} deployed {d.version} shortly before the incident; previous "
                               f"version unknown, check the release and roll back if needed"))
     if kind in VIRTUAL_KINDS:
-        out.append(Action(ActionKind.FAILOVER, entity, f"fail over {kind.value} {entity} to a replica "
-                          f"or standby"))
+        if _shows_fault(e):
+            out.append(Action(ActionKind.FAILOVER, entity, f"fail over {kind.value} {entity} to a replica "
+                              f"or standby"))
     elif kind in INFRA_KINDS:
-        out.append(Action(ActionKind.RESTART, entity, f"restart or cordon {kind.value} {entity}"))
-        out.append(Action(ActionKind.SCALE, entity, f"reschedule the services on {entity} onto healthy "
-                          f"capacity"))
-    elif ev is not None and ev.saturation:
+        if _infra_evidence(entity, ev):
+            out.append(Action(ActionKind.RESTART, entity, f"restart or cordon {kind.value} {entity}"))
+            out.append(Action(ActionKind.SCALE, entity, f"reschedule the services on {entity} onto healthy "
+                              f"capacity"))
+    elif e is not None and e.saturation:
         out.append(Action(ActionKind.SCALE, entity, f"scale out {entity}: latency/self time up "
                           f"without errors (saturation)"))
         out.append(Action(ActionKind.RESTART, entity, f"restart {entity} if scaling does not help"))

@@ -121,6 +121,12 @@ class ModelParams:
         return math.exp(s * math.log(strong) + (1.0 - s) * math.log(weak))
 
 
+#: The hand-set parameters, stored as the built-in model version (``prior-v1``): what the
+#: server answers with until a learned version is promoted, and what learning always
+#: starts from (``rootgraph/modelops.py``).
+DEFAULT_PARAMS = ModelParams()
+
+
 @dataclass(frozen=True, slots=True)
 class Node:
     """A noisy-OR variable: P(1 | parents) = 1 - (1 - leak) * prod(1 - w_i)^{parent_i}.

@@ -17,6 +17,7 @@ from rootgraph.inference.explain import (caller_map, evidence_items, explanation
 from rootgraph.inference.model import ModelParams, build_model
 from rootgraph.inference.posterior import compute_posteriors
 from rootgraph.inference.results import Cause, Ranking
+from rootgraph.results import is_plausible
 
 
 class RootCauseRanker:
@@ -76,7 +77,8 @@ class RootCauseRanker:
             items = evidence_items(model, ev, x)
             paths = propagation_paths(model, ev, x, up)
             deps = e.deployments if e is not None else ()
-            actions = suggest_actions(x, model.candidates[x], e, deps)
+            actions = suggest_actions(x, model.candidates[x], ev,
+                                      plausible=is_plausible(post[x], post[order[0]]))
             if self.params.action_stats:
                 ctx = action_context(model.candidates[x], deps, window.incident.start_s)
                 actions = with_confidence(actions, ctx, self.params.action_stats)

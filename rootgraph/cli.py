@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rootgraph.config import ConfigError, Settings, load_settings
+from rootgraph.render import render_blast, render_graph, render_ranking
 
 __all__ = ["main"]
 
@@ -65,46 +66,15 @@ def cmd_neo4j(args: argparse.Namespace) -> int:
 
 # -- graph ----------------------------------------------------------------------------
 
-def _open_store(settings: Settings):  # noqa: ANN202
-    from rootgraph.graph.connect import open_driver
-    from rootgraph.graph.store import GraphStore
-
-    driver = open_driver(settings, log=lambda m: err_console.print(f"[dim]{m}[/dim]"))
-    store = GraphStore(driver, settings.neo4j_database)
-    store.ensure_schema()
-    return driver, store
-
-
-def render_graph(entities, calls, runs_on, as_json: bool) -> None:  # noqa: ANN001
-    if as_json:
-        print(json.dumps({
-            "entities": [{"id": e.id, "name": e.name, "kind": e.kind.value,
-                          "namespace": e.namespace} for e in entities],
-            "calls": [{"caller": a, "callee": b, "calls": c, "errors": e, "async": x}
-                      for a, b, c, e, x in calls],
-            "runs_on": [{"entity": a, "infra": b} for a, b in runs_on],
-        }))
-        return
-    table = Table(title="Call edges")
-    for col in ("caller", "callee", "calls", "errors", "error %"):
-        table.add_column(col, justify="right" if col in {"calls", "errors", "error %"} else "left")
-    for a, b, c, e, x in calls:
-        table.add_row(a, b + (" (async)" if x else ""), str(c), str(e), f"{100 * e / max(c, 1):.1f}")
-    console.print(table)
-    kinds = Table(title="Entities")
-    kinds.add_column("id")
-    kinds.add_column("kind")
-    for e in entities:
-        kinds.add_row(e.id, e.kind.value)
-    console.print(kinds)
+def _log(message: str) -> None:
+    err_console.print(f"[dim]{message}[/dim]")
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    driver, store = _open_store(_settings(args))
-    try:
-        render_graph(*store.service_graph(), as_json=args.json)
-    finally:
-        driver.close()
+    from rootgraph.server.wiring import open_graph
+
+    with open_graph(_settings(args), log=_log) as (_driver, store):
+        render_graph(*store.service_graph(), console, as_json=args.json)
     return 0
 
 
@@ -114,23 +84,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import logging
     import signal
     import threading
-    from pathlib import Path
 
     from rootgraph.graph.connect import open_driver
-    from rootgraph.server.app import App, TlsFiles
+    from rootgraph.server.wiring import build_app, tls_files
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     overrides = {k: v for k, v in (("api_address", args.api), ("otlp_grpc_address", args.otlp_grpc),
                                    ("otlp_http_address", args.otlp_http)) if v}
     settings = load_settings(**overrides)
-    tls = None
-    if args.tls_cert or args.tls_key:
-        if not (args.tls_cert and args.tls_key):
-            raise ConfigError("tls_cert: --tls-cert and --tls-key go together")
-        tls = TlsFiles(Path(args.tls_cert), Path(args.tls_key),
-                       Path(args.tls_client_ca) if args.tls_client_ca else None)
-    driver = open_driver(settings, log=lambda m: err_console.print(f"[dim]{m}[/dim]"))
-    app = App(settings, driver, tls=tls, role=args.role).start()
+    tls = tls_files(args.tls_cert, args.tls_key, args.tls_client_ca)
+    driver = open_driver(settings, log=_log)
+    app = build_app(settings, driver, tls=tls, role=args.role).start()
     parts = ([f"api {settings.api_address}"] if args.role != "ingest" else []) + (
         [f"OTLP gRPC {settings.otlp_grpc_address}", f"OTLP HTTP {settings.otlp_http_address}"]
         if args.role != "api" else [])
@@ -152,16 +116,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from rootgraph.ingest.config import IngestConfig
     from rootgraph.ingest.files import ingest_paths
-    from rootgraph.ingest.pipeline import Ingestor
+    from rootgraph.server.wiring import file_ingestor, open_graph
 
     settings = _settings(args)
-    driver, store = _open_store(settings)
-    ingestor = Ingestor(store, IngestConfig(bucket_seconds=settings.bucket_seconds))
     errors: list[str] = []
     spans = payloads = duplicates = 0
-    try:
+    with open_graph(settings, log=_log) as (_driver, store):
+        ingestor = file_ingestor(settings, store)
         with Progress(console=err_console, transient=True, disable=args.json) as progress:
             task = progress.add_task("ingesting", total=None)
             for outcome in ingest_paths(ingestor, args.files):
@@ -175,8 +137,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                                 description=f"{spans} spans from {outcome.location.split(':')[0]}")
         ingestor.flush_all()
         counts = store.counts()
-    finally:
-        driver.close()
     stats = ingestor.stats()
     summary = {
         "spans": spans, "payloads": payloads, "duplicate_payloads": duplicates,
@@ -226,87 +186,20 @@ def _parse_time(value: str | None) -> float | None:
     return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def _shows(kind: str, size: float) -> str:
-    """``errors +41 pp`` / ``latency +230 ms`` / ``saturation 3.1x``: a cause's observed fault."""
-    if not kind:
-        return "-"
-    if not size:
-        return kind
-    return {"errors": f"errors +{100 * size:.0f} pp", "latency": f"latency +{size:.0f} ms",
-            "saturation": f"saturation {size:.1f}x"}.get(kind, kind)
-
-
-def render_ranking(answer, as_json: bool) -> None:  # noqa: ANN001
-    if as_json:
-        print(json.dumps({
-            "incident_id": answer.incident_id, "model_version": answer.model_version,
-            "no_clear_cause": answer.no_clear_cause, "symptoms": list(answer.symptoms),
-            "notes": list(answer.notes),
-            "causes": [{
-                "rank": c.rank, "entity": c.entity, "kind": c.kind, "probability": c.probability,
-                "fault_kind": c.fault_kind, "fault_size": c.fault_size,
-                "explanation": c.explanation, "evidence": [e.text for e in c.evidence],
-                "paths": [list(p) for p in c.paths],
-                "suggested_actions": [{"kind": a.kind.value, "target": a.target, "detail": a.detail,
-                                       "to_version": a.to_version, "confidence": a.confidence}
-                                      for a in c.suggested_actions],
-            } for c in answer.causes],
-        }))
-        return
-    console.print(f"[bold]Incident {answer.incident_id}[/bold]  model {answer.model_version}")
-    console.print(f"Symptoms: {', '.join(answer.symptoms) or 'none observed'}")
-    if answer.no_clear_cause:
-        console.print("[yellow]No clear cause: no candidate is probable enough to blame.[/yellow]")
-    table = Table(title="Probable root causes")
-    for col in ("#", "entity", "kind", "shows", "P(fault)", "suggested (never executed)"):
-        table.add_column(col, overflow="fold")
-    for c in answer.causes:
-        colour = "red" if c.probability >= 0.5 else "yellow" if c.probability >= 0.2 else "white"
-        table.add_row(str(c.rank), f"[{colour}]{c.entity}[/{colour}]", c.kind, _shows(c.fault_kind, c.fault_size),
-                      f"{c.probability:.2f}",
-                      "; ".join(a.detail for a in c.suggested_actions[:2]))
-    console.print(table)
-    for c in answer.causes[:3]:
-        if c.probability < 0.01 and c.rank > 1:
-            break
-        console.print(f"[bold]#{c.rank} {c.entity}[/bold]: {c.explanation}")
-    for note in answer.notes:
-        console.print(f"[dim]• {note}[/dim]")
-
-
 def cmd_rank(args: argparse.Namespace) -> int:
     with _client(args) as rg:
         answer = rg.rank_causes(_parse_time(args.start), _parse_time(args.end), top_k=args.top_k,
                                 symptoms=args.symptom or ())
-    render_ranking(answer, args.json)
+    render_ranking(answer, console, as_json=args.json, wide=args.wide)
     return 0
-
-
-def render_blast(result, as_json: bool, fault_kind: str = "", fault_size: float = 0.0) -> None:  # noqa: ANN001
-    if as_json:
-        print(json.dumps({"entity": result.entity, "fault_kind": fault_kind, "fault_size": fault_size,
-                          "entry_traffic_share_affected": result.entry_traffic_share_affected,
-                          "impacts": [{"entity": i.entity, "kind": i.kind, "probability": i.probability,
-                                       "hops": i.hops, "path": list(i.path),
-                                       "traffic_share": i.traffic_share} for i in result.impacts]}))
-        return
-    how = {"errors": "keeps failing requests", "latency": "keeps slowing down",
-           "saturation": "stays saturated", "down": "goes down"}.get(fault_kind, "fails")
-    table = Table(title=f"What breaks if {result.entity} {how}")
-    for col in ("entity", "kind", "P(impacted)", "hops", "path", "entry traffic"):
-        table.add_column(col, overflow="fold")
-    for i in result.impacts:
-        table.add_row(i.entity, i.kind, f"{i.probability:.2f}", str(i.hops), " → ".join(i.path),
-                      f"{100 * i.traffic_share:.1f}%" if i.traffic_share else "")
-    console.print(table)
-    console.print(f"Entry-point traffic affected: [bold]{100 * result.entry_traffic_share_affected:.1f}%[/bold]")
 
 
 def cmd_blast(args: argparse.Namespace) -> int:
     with _client(args) as rg:
         result = rg.blast_radius(args.entity, fault_kind=args.fault_kind or "", fault_size=args.fault_size,
                                  at=_parse_time(args.at))
-    render_blast(result, args.json, args.fault_kind or "", args.fault_size)
+    render_blast(result, console, as_json=args.json, fault_kind=args.fault_kind or "",
+                 fault_size=args.fault_size, wide=args.wide)
     return 0
 
 
@@ -331,11 +224,11 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def cmd_incident(args: argparse.Namespace) -> int:
-    from rootgraph.client import rank_answer
+    from rootgraph.client import ranking_from_proto
 
     with _client(args) as rg:
         inc = rg.get_incident(args.incident)
-    render_ranking(rank_answer(inc.ranking), args.json)
+    render_ranking(ranking_from_proto(inc.ranking), console, as_json=args.json, wide=args.wide)
     return 0
 
 
@@ -343,14 +236,12 @@ def cmd_incident(args: argparse.Namespace) -> int:
 
 def cmd_model(args: argparse.Namespace) -> int:
     """train | evaluate VERSION | promote VERSION | rollback | list (Neo4j directly)."""
-    from rootgraph.graph.incidents import IncidentStore
-    from rootgraph.graph.models import ModelStore
     from rootgraph.modelops import ModelOps
+    from rootgraph.server.wiring import model_stores, open_graph
 
     settings = _settings(args)
-    driver, _store = _open_store(settings)
-    try:
-        ops = ModelOps(ModelStore(driver, settings.neo4j_database), IncidentStore(driver, settings.neo4j_database))
+    with open_graph(settings, log=_log) as (driver, _store):
+        ops = ModelOps(*model_stores(settings, driver))
         if args.action in ("evaluate", "promote") and not args.version:
             raise ConfigError(f"version: `rootgraph model {args.action}` needs a VERSION")
         if args.action == "train":
@@ -368,8 +259,6 @@ def cmd_model(args: argparse.Namespace) -> int:
             out = {"versions": [{"version": r.version, "status": r.status, "parent": r.parent,
                                  "created": r.created_ms, "previous": r.previous}
                                 for r in ops.list()]}
-    finally:
-        driver.close()
     if args.json:
         print(json.dumps(out))
     elif args.action == "list":
@@ -394,10 +283,14 @@ def cmd_model(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from rootgraph.demo import run_demo
 
-    return run_demo(_settings(args), console=console, as_json=args.json)
+    return run_demo(_settings(args), console=console, as_json=args.json, wide=args.wide)
 
 
 # -- entry point ----------------------------------------------------------------------
+
+WIDE_HELP = ("every candidate, implausible ones too, with every suggestion in full, on long lines "
+             "(default: plausible causes only, fitted to the terminal or COLUMNS)")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rootgraph", description=__doc__.splitlines()[0])
@@ -413,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("start", "stop", "status"))
     p.add_argument("--instance", help="local instance name (default: default)")
     add("graph", cmd_graph, "print the service dependency graph")
-    add("demo", cmd_demo, "run the demo incident end to end on the local Neo4j")
+    p = add("demo", cmd_demo, "run the demo incident end to end on the local Neo4j")
+    p.add_argument("--wide", action="store_true", help=WIDE_HELP)
 
     p = add("serve", cmd_serve, "run the gRPC API, OTLP gRPC and OTLP HTTP receivers")
     p.add_argument("--api", help="API listen address (default 127.0.0.1:50051)")
@@ -435,11 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = client_cmd("rank", cmd_rank, "rank probable root causes for an incident window")
+    p.add_argument("--wide", action="store_true", help=WIDE_HELP)
     p.add_argument("--start", help="window start (ISO-8601 or epoch s; default end-15m)")
     p.add_argument("--end", help="window end (default now)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--symptom", action="append", help="an entity known to be symptomatic (repeatable)")
     p = client_cmd("blast-radius", cmd_blast, "what breaks if ENTITY fails (what-if)")
+    p.add_argument("--wide", action="store_true", help="every impact, with its path, on long lines")
     p.add_argument("entity")
     p.add_argument("--fault-kind", choices=("errors", "latency", "saturation", "down"),
                    help="default: unknown (errors or latency; saturation for infrastructure)")
@@ -465,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note")
     p.add_argument("--id", help="idempotency key (default random)")
     p = client_cmd("incident", cmd_incident, "show a recorded incident")
+    p.add_argument("--wide", action="store_true", help=WIDE_HELP)
     p.add_argument("incident")
     p = add("model", cmd_model, "model versions: train, evaluate, promote, rollback, list")
     p.add_argument("action", choices=("train", "evaluate", "promote", "rollback", "list"))

@@ -1,7 +1,9 @@
 """Python client for ``rootgraph.v1.RootCause`` with typed results.
 
-Results reuse the inference stage's frozen dataclasses (``Cause``, ``Impact`` …), so a
-tool written against the client reads the same names as the proto and the server.
+Results are the frozen dataclasses of :mod:`rootgraph.results` -- the very types the
+ranker produces (``Ranking``, ``Cause``, ``BlastRadius`` …) -- so a tool written against
+the client reads the same names as the proto and the server. Importing this module costs
+grpcio + protobuf only: no pgmpy, pandas, numpy (``tests/test_client_light.py``).
 
     with RootGraphClient("127.0.0.1:50051") as rg:
         answer = rg.rank_causes(top_k=3)
@@ -18,27 +20,20 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from rootgraph.graph.model import Deployment
-from rootgraph.inference.results import Action, ActionKind, BlastRadius, Cause, EvidenceItem, Impact
+from rootgraph.results import Action, ActionKind, BlastRadius, Cause, EvidenceItem, Impact, Ranking
 from rootgraph.v1 import rootgraph_pb2 as pb
 from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
 
-__all__ = ["RootGraphClient", "RankAnswer", "ServiceGraph"]
-
-
-@dataclass(frozen=True)
-class RankAnswer:
-    incident_id: str
-    causes: tuple[Cause, ...]
-    symptoms: tuple[str, ...]
-    model_version: str
-    no_clear_cause: bool
-    notes: tuple[str, ...]
-    start_s: float
-    end_s: float
+__all__ = [
+    "Action", "ActionKind", "BlastRadius", "Cause", "Deployment", "EvidenceItem", "Impact", "Ranking",
+    "RootGraphClient", "ServiceGraph", "ranking_from_proto",
+]
 
 
 @dataclass(frozen=True)
 class ServiceGraph:
+    """``GetServiceGraph``: entities, call edges and which infrastructure runs what."""
+
     entities: tuple[tuple[str, str], ...]          # (id, kind)
     edges: tuple[tuple[str, str, int, int, bool], ...]  # caller, callee, calls, errors, async
     runs_on: tuple[tuple[str, str], ...]
@@ -73,9 +68,14 @@ def _cause(c: pb.Cause) -> Cause:
     )
 
 
-def rank_answer(r: pb.RankCausesResponse) -> RankAnswer:
-    return RankAnswer(r.incident_id, tuple(_cause(c) for c in r.causes), tuple(r.symptoms),
-                      r.model_version, r.no_clear_cause, tuple(r.notes), _sec(r.start), _sec(r.end))
+def ranking_from_proto(r: pb.RankCausesResponse) -> Ranking:
+    """A ``RankCausesResponse`` (also ``GetIncidentResponse.ranking``) as the ranker's type.
+
+    ``all_posteriors`` and ``aliases`` are not on the wire and stay empty.
+    """
+    return Ranking(tuple(_cause(c) for c in r.causes), tuple(r.symptoms), r.model_version,
+                   r.no_clear_cause, tuple(r.notes), incident_id=r.incident_id,
+                   start_s=_sec(r.start), end_s=_sec(r.end))
 
 
 class RootGraphClient:
@@ -99,7 +99,7 @@ class RootGraphClient:
         self._channel.close()
 
     def rank_causes(self, start: float | None = None, end: float | None = None, *, top_k: int = 5,
-                    symptoms: Sequence[str] = (), baseline: tuple[float, float] | None = None) -> RankAnswer:
+                    symptoms: Sequence[str] = (), baseline: tuple[float, float] | None = None) -> Ranking:
         req = pb.RankCausesRequest(top_k=top_k, symptoms=list(symptoms))
         if start is not None:
             req.start.CopyFrom(_ts(start))
@@ -108,7 +108,7 @@ class RootGraphClient:
         if baseline is not None:
             req.baseline_start.CopyFrom(_ts(baseline[0]))
             req.baseline_end.CopyFrom(_ts(baseline[1]))
-        return rank_answer(self._stub.RankCauses(req, timeout=self._timeout, metadata=self._metadata))
+        return ranking_from_proto(self._stub.RankCauses(req, timeout=self._timeout, metadata=self._metadata))
 
     def blast_radius(self, entity: str, *, fault_kind: str = "", fault_size: float = 0.0,
                      at: float | None = None) -> BlastRadius:

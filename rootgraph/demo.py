@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 
 from rich.console import Console
 
@@ -46,58 +45,52 @@ def demo_spec(now: float, seed: int):  # noqa: ANN201 - ScenarioSpec
 DEMO_SCENARIO = "Sock Shop: bad deployment of orders, decoy deployment of catalogue"
 
 
-def run_demo(settings: Settings, *, console: Console, as_json: bool = False) -> int:
-    from rootgraph.cli import render_blast, render_ranking
+def run_demo(settings: Settings, *, console: Console, as_json: bool = False, wide: bool = False) -> int:
     from rootgraph.client import RootGraphClient
-    from rootgraph.graph.connect import open_driver
     from rootgraph.graph.local import LocalNeo4j
-    from rootgraph.server.app import App
+    from rootgraph.render import render_blast, render_ranking
+    from rootgraph.server.wiring import build_app, open_graph
     from rootgraph.simulate import run_live
 
     say = (lambda *a, **k: None) if as_json else console.print
     t_start = time.monotonic()
     say(f"[bold]rootgraph demo[/bold] — {DEMO_SCENARIO}\n")
-    driver = open_driver(settings, log=lambda m: say(f"[dim]{m}[/dim]"))
-    seed = 7
-    if settings.uses_local_neo4j:
-        from rootgraph.graph.store import GraphStore
-
-        say("[dim]Resetting the local demo graph…[/dim]")
-        GraphStore(driver, settings.neo4j_database).clear()
-    else:
-        seed = int(time.time())  # never reuse span ids on a shared server (ingest dedups them)
-    app = App(replace(settings, api_address="127.0.0.1:0", otlp_grpc_address="127.0.0.1:0",
-                      otlp_http_address="127.0.0.1:0"), driver).start()
-    try:
-        api, otlp = app.ports["api"], app.ports["otlp_grpc"]
-        say(f"Server up: API 127.0.0.1:{api}, OTLP gRPC 127.0.0.1:{otlp}, "
-            f"OTLP HTTP 127.0.0.1:{app.ports['otlp_http']}")
-        spec = demo_spec(time.time(), seed)
-        say(f"Replaying {int((BASELINE_S + INCIDENT_S) // 60)} minutes of Sock Shop traffic through the "
-            "OpenTelemetry OTLP exporter…")
-        t0 = time.monotonic()
-        labels = run_live(spec, f"http://127.0.0.1:{otlp}", protocol="grpc")
-        app.ingestor.flush_all()
-        replay_s = time.monotonic() - t0
-        stats = app.stats()
-        say(f"  {labels.spans} spans sent, {stats.get('spans_accepted', 0)} accepted, "
-            f"{stats.get('spans_rejected', 0)} rejected in {replay_s:.1f}s")
-        with RootGraphClient(f"127.0.0.1:{api}") as rg:
-            for d in labels.deployments:
-                rg.record_deployment(d.service, d.version, id=f"ci-{d.service}-{d.version}-{int(d.at_s)}",
-                                     at=d.at_s, previous_version=d.previous, source="ci",
-                                     attributes={"pipeline": "demo"})
-                say(f"  deployment recorded: {d.service} {d.previous} → {d.version} "
-                    f"at {time.strftime('%H:%M:%S', time.localtime(d.at_s))}")
-            answer = rg.rank_causes(labels.incident[0], labels.incident[1], top_k=5)
-            top = answer.causes[0] if answer.causes else None
-            # The blast radius of the top cause's fault as its evidence shows it (errors,
-            # latency, saturation), the question a rollback bot asks next.
-            blast = rg.blast_radius(top.entity, fault_kind=top.fault_kind, fault_size=top.fault_size) \
-                if top else None
-    finally:
-        app.stop(grace_s=2.0)
-        driver.close()
+    # Never reuse span ids on a shared server (ingest dedups them); the local graph is reset.
+    seed = 7 if settings.uses_local_neo4j else int(time.time())
+    with open_graph(settings, log=lambda m: say(f"[dim]{m}[/dim]")) as (driver, store):
+        if settings.uses_local_neo4j:
+            say("[dim]Resetting the local demo graph…[/dim]")
+            store.clear()
+        app = build_app(settings, driver, ephemeral_ports=True).start()
+        try:
+            api, otlp = app.ports["api"], app.ports["otlp_grpc"]
+            say(f"Server up: API 127.0.0.1:{api}, OTLP gRPC 127.0.0.1:{otlp}, "
+                f"OTLP HTTP 127.0.0.1:{app.ports['otlp_http']}")
+            spec = demo_spec(time.time(), seed)
+            say(f"Replaying {int((BASELINE_S + INCIDENT_S) // 60)} minutes of Sock Shop traffic through the "
+                "OpenTelemetry OTLP exporter…")
+            t0 = time.monotonic()
+            labels = run_live(spec, f"http://127.0.0.1:{otlp}", protocol="grpc")
+            app.ingestor.flush_all()
+            replay_s = time.monotonic() - t0
+            stats = app.stats()
+            say(f"  {labels.spans} spans sent, {stats.get('spans_accepted', 0)} accepted, "
+                f"{stats.get('spans_rejected', 0)} rejected in {replay_s:.1f}s")
+            with RootGraphClient(f"127.0.0.1:{api}") as rg:
+                for d in labels.deployments:
+                    rg.record_deployment(d.service, d.version, id=f"ci-{d.service}-{d.version}-{int(d.at_s)}",
+                                         at=d.at_s, previous_version=d.previous, source="ci",
+                                         attributes={"pipeline": "demo"})
+                    say(f"  deployment recorded: {d.service} {d.previous} → {d.version} "
+                        f"at {time.strftime('%H:%M:%S', time.localtime(d.at_s))}")
+                answer = rg.rank_causes(labels.incident[0], labels.incident[1], top_k=5)
+                top = answer.causes[0] if answer.causes else None
+                # The blast radius of the top cause's fault as its evidence shows it (errors,
+                # latency, saturation), the question a rollback bot asks next.
+                blast = rg.blast_radius(top.entity, fault_kind=top.fault_kind, fault_size=top.fault_size) \
+                    if top else None
+        finally:
+            app.stop(grace_s=2.0)
     truth = ", ".join(labels.root_causes)
     rank_of_truth = next((c.rank for c in answer.causes if c.entity in labels.root_causes), None)
     if as_json:
@@ -114,10 +107,10 @@ def run_demo(settings: Settings, *, console: Console, as_json: bool = False) -> 
         }))
         return 0 if rank_of_truth == 1 else 1
     console.print()
-    render_ranking(answer, as_json=False)
+    render_ranking(answer, console, wide=wide)
     if blast:
         console.print()
-        render_blast(blast, as_json=False, fault_kind=top.fault_kind, fault_size=top.fault_size)
+        render_blast(blast, console, fault_kind=top.fault_kind, fault_size=top.fault_size, wide=wide)
     verdict = "[green]ranked #1[/green]" if rank_of_truth == 1 else f"[red]ranked {rank_of_truth}[/red]"
     console.print(f"\nSimulated ground truth: [bold]{truth}[/bold] ({labels.fault_kind}) — rootgraph {verdict}; "
                   f"decoy deployment on {', '.join(labels.decoys)} not blamed."

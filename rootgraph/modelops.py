@@ -19,9 +19,8 @@ from rootgraph.graph.incidents import IncidentStore
 from rootgraph.graph.model import decode_window
 from rootgraph.graph.models import ModelStore, ModelVersionRecord
 from rootgraph.inference.learning import Accuracy, LabelledIncident, LearningConfig, evaluate, learn
-from rootgraph.inference.model import ModelParams
+from rootgraph.inference.model import DEFAULT_PARAMS, ModelParams
 from rootgraph.inference.serialize import params_from_json, params_to_json
-from rootgraph.server.registry import DEFAULT_PARAMS
 
 __all__ = ["ModelOps"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from rootgraph.graph.model import Deployment, Window
-from rootgraph.inference.results import BlastRadius, Cause, Ranking
+from rootgraph.results import BlastRadius, Cause, Ranking
 from rootgraph.server.errors import InvalidRequest
 from rootgraph.v1 import rootgraph_pb2 as pb
 

@@ -19,14 +19,12 @@ from typing import Callable, Sequence
 from rootgraph.graph.errors import StoreUnavailable
 from rootgraph.graph.model import WindowData
 from rootgraph.graph.models import ModelStore
-from rootgraph.inference.model import ModelParams
+from rootgraph.inference.model import DEFAULT_PARAMS, ModelParams
 from rootgraph.inference.rank import RootCauseRanker
-from rootgraph.inference.results import Ranking
+from rootgraph.results import Ranking
 from rootgraph.inference.serialize import params_from_json, params_to_json
 
-__all__ = ["DEFAULT_PARAMS", "ModelRegistry"]
-
-DEFAULT_PARAMS = ModelParams()
+__all__ = ["ModelRegistry"]
 
 
 class ModelRegistry:

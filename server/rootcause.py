@@ -22,7 +22,7 @@ from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord, IncidentSt
 from rootgraph.graph.model import Window, WindowData, window_json
 from rootgraph.graph.store import GraphStore
 from rootgraph.inference.blast import check_fault_size
-from rootgraph.inference.results import BlastRadius, Ranking
+from rootgraph.results import BlastRadius, Ranking
 from rootgraph.server.convert import (
     blast_to_proto, ceil_to_bucket, deployment_from_request, floor_to_bucket, rank_window, ranking_to_proto, ts,
     ts_seconds, validate_entity_name,

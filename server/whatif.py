@@ -17,7 +17,7 @@ from collections import OrderedDict
 
 from rootgraph.graph.model import WindowData
 from rootgraph.inference.blast import WhatIfModel, blast_radius, whatif_model
-from rootgraph.inference.results import BlastRadius
+from rootgraph.results import BlastRadius
 
 __all__ = ["WhatIf"]
 
