@@ -16,7 +16,11 @@ class GraphError(Exception):
 
 
 class StoreUnavailable(GraphError):
-    """Neo4j cannot be reached or is overloaded; the same call may succeed later."""
+    """Neo4j cannot be reached or is overloaded; the same call may succeed later.
+
+    Ingest raises this same type as ``ingest.sink.SinkUnavailable`` (the sink in front of
+    this store), so "storage unavailable" is one concept with one status mapping.
+    """
 
     retryable = True
 

@@ -4,6 +4,10 @@ The graph store implements :class:`DeltaSink`; ingest knows nothing else about i
 (STYLE.md #2). :class:`InMemorySink` is the fake for unit tests of pure logic (STYLE.md
 #9): it keeps the sum of everything applied, deduplicated by ``batch_id`` exactly as the
 real store must be.
+
+Storage failures are one type for both stages: :data:`SinkUnavailable` is graph's
+``StoreUnavailable`` re-exported (why: see its comment below), so the edge maps one
+"unavailable" concept, retryable by its type.
 """
 
 from __future__ import annotations
@@ -11,15 +15,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from rootgraph.graph.errors import StoreUnavailable
 from rootgraph.graph.model import Deployment, Entity, GraphDelta, StatsBucket
 
 __all__ = ["DeltaSink", "GroupDeltaSink", "InMemorySink", "SinkUnavailable"]
 
 
-class SinkUnavailable(Exception):
-    """Storage is down or timed out; the same batch may be retried later."""
-
-    retryable = True
+#: Storage is down or timed out; the same batch may be retried later (``retryable``).
+#:
+#: This *is* the graph stage's :class:`~rootgraph.graph.errors.StoreUnavailable`, not a
+#: look-alike: the sink's only real implementation is the graph store, which raises it,
+#: and ingest already speaks the graph stage's vocabulary at this interface (its deltas
+#: are ``graph.model`` types), so depending on ``graph.errors`` adds no new edge between
+#: the stages. One type means one concept for the edge to map (server/errors.py) and one
+#: thing for callers to catch, whether the store failed or the committer refused early.
+#: The ingest-side name stays for the modules and tests that raise and catch it here.
+SinkUnavailable = StoreUnavailable
 
 
 @runtime_checkable

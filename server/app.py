@@ -29,7 +29,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from neo4j import Driver
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from rootgraph import __version__
 from rootgraph.config import Settings
@@ -46,9 +46,10 @@ from rootgraph.server.otlp import IngestConsumer, TraceServiceServicer
 from rootgraph.server.otlp_http import OtlpHttpServer
 from rootgraph.server.registry import ModelRegistry
 from rootgraph.server.rootcause import RootCauseServicer
+from rootgraph.server.services import add_service
 from rootgraph.server.telemetry import prometheus_text, setup_telemetry
 from rootgraph.server.whatif import WhatIf
-from rootgraph.v1 import rootgraph_pb2, rootgraph_pb2_grpc
+from rootgraph.v1 import rootgraph_pb2
 
 __all__ = ["App", "ROLES", "TlsFiles"]
 
@@ -145,19 +146,20 @@ class App:
             maximum_concurrent_rpcs=max_workers * 4,
         )
         self.whatif = WhatIf()
+        # Our services decode their own requests (server/services.py): a malformed
+        # protobuf is INVALID_ARGUMENT naming the type, not grpcio's INTERNAL.
+        hosted: list[str] = []
         if api:
-            rootgraph_pb2_grpc.add_RootCauseServicer_to_server(
-                RootCauseServicer(self.graph, self.incidents, self.ranker, self.whatif,
-                                  bucket_seconds=settings.bucket_seconds),
-                self._grpc,
-            )
+            hosted.append(add_service(self._grpc, rootgraph_pb2.DESCRIPTOR.services_by_name["RootCause"],
+                                      RootCauseServicer(self.graph, self.incidents, self.ranker, self.whatif,
+                                                        bucket_seconds=settings.bucket_seconds)))
         if ingest:
-            trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceServiceServicer(consumer), self._grpc)
+            hosted.append(add_service(self._grpc, trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"],
+                                      TraceServiceServicer(consumer)))
         self._health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health_servicer, self._grpc)
         reflection.enable_server_reflection((  # only the services this role serves
-            *([rootgraph_pb2.DESCRIPTOR.services_by_name["RootCause"].full_name] if api else []),
-            *([trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name] if ingest else []),
+            *hosted,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ), self._grpc)

@@ -1,9 +1,11 @@
 """Domain errors → gRPC status codes and HTTP statuses, in one place (STYLE.md #8).
 
 Stages raise their own error types and know nothing of status codes; every servicer
-method and the OTLP/HTTP handler go through :func:`classify`. Unknown exceptions
-become INTERNAL with a generic message (the details go to the log, never to the
-client, so nothing like a connection string can leak).
+method, the gRPC request decoder (server/services.py) and the OTLP/HTTP handler go
+through :func:`classify`, which looks the type up in one table and reads "retryable?"
+from the exception itself (a new error type is one table row, not another branch).
+Unknown exceptions become INTERNAL with a generic message (the details go to the log,
+never to the client, so nothing like a connection string can leak).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from rootgraph.inference.errors import InvalidArgument as InferenceInvalidArgume
 from rootgraph.inference.errors import UnknownEntity
 
 __all__ = [
-    "InvalidRequest", "PayloadTooLarge", "Overloaded", "Unauthenticated", "Classified",
+    "InvalidRequest", "PayloadTooLarge", "Overloaded", "Unauthenticated", "UnsupportedMediaType", "Classified",
     "classify", "grpc_errors",
 ]
 
@@ -50,6 +52,10 @@ class Unauthenticated(Exception):
     """A mutating call came without the configured bearer token, or with a wrong one."""
 
 
+class UnsupportedMediaType(InvalidRequest):
+    """A request names a content coding (or media type) this server cannot decode."""
+
+
 @dataclass(frozen=True)
 class Classified:
     code: grpc.StatusCode
@@ -58,33 +64,57 @@ class Classified:
     retryable: bool = False
 
 
-def _ingest_errors() -> tuple[type[BaseException], type[BaseException]]:
+@dataclass(frozen=True)
+class _Status:
+    """How one error type is answered: codes, plus the message when ``str(exc)`` won't do."""
+
+    code: grpc.StatusCode
+    http: int
+    #: Message when the exception has none.
+    fallback: str = ""
+    #: Message used instead of ``str(exc)`` (a built-in's text may be internal detail).
+    fixed: str | None = None
+    #: For types that cannot carry ``retryable`` themselves (built-ins).
+    retryable: bool = False
+
+
+@functools.cache
+def _statuses() -> dict[type[BaseException], _Status]:
+    """Status by error type. Looked up along the exception's MRO, so a subclass is answered
+    like its nearest listed base unless listed itself; whether a retry may help is read from
+    the exception's own ``retryable`` (STYLE.md #8), not from this table."""
     # Imported lazily: ingest is optional for the API-only paths and tests.
-    from rootgraph.ingest.sink import SinkUnavailable
     from rootgraph.ingest.spans import MalformedPayload
 
-    return MalformedPayload, SinkUnavailable
+    invalid = _Status(grpc.StatusCode.INVALID_ARGUMENT, 400)
+    not_found = _Status(grpc.StatusCode.NOT_FOUND, 404)
+    return {
+        InvalidRequest: invalid,
+        InferenceInvalidArgument: invalid,
+        MalformedPayload: invalid,
+        # gRPC answers an unsupported grpc-encoding with UNIMPLEMENTED (doc/compression.md)
+        UnsupportedMediaType: _Status(grpc.StatusCode.UNIMPLEMENTED, 415),
+        UnknownEntity: not_found,
+        NotFound: not_found,
+        Conflict: _Status(grpc.StatusCode.ALREADY_EXISTS, 409),
+        PayloadTooLarge: _Status(grpc.StatusCode.RESOURCE_EXHAUSTED, 413),
+        # ingest's sink failures are this type too (ingest/sink.py)
+        StoreUnavailable: _Status(grpc.StatusCode.UNAVAILABLE, 503, fallback="storage unavailable"),
+        Overloaded: _Status(grpc.StatusCode.UNAVAILABLE, 503, fallback="overloaded"),
+        Unauthenticated: _Status(grpc.StatusCode.UNAUTHENTICATED, 401),
+        TimeoutError: _Status(grpc.StatusCode.DEADLINE_EXCEEDED, 504, fixed="deadline exceeded", retryable=True),
+    }
 
 
 def classify(exc: BaseException) -> Classified:
     """Map an exception to its status code, HTTP status and client-safe message."""
-    malformed, sink_unavailable = _ingest_errors()
-    if isinstance(exc, (InvalidRequest, InferenceInvalidArgument, malformed)):
-        return Classified(grpc.StatusCode.INVALID_ARGUMENT, 400, str(exc))
-    if isinstance(exc, (UnknownEntity, NotFound)):
-        return Classified(grpc.StatusCode.NOT_FOUND, 404, str(exc))
-    if isinstance(exc, Conflict):
-        return Classified(grpc.StatusCode.ALREADY_EXISTS, 409, str(exc))
-    if isinstance(exc, PayloadTooLarge):
-        return Classified(grpc.StatusCode.RESOURCE_EXHAUSTED, 413, str(exc))
-    if isinstance(exc, (StoreUnavailable, sink_unavailable)):
-        return Classified(grpc.StatusCode.UNAVAILABLE, 503, str(exc) or "storage unavailable", True)
-    if isinstance(exc, Overloaded):
-        return Classified(grpc.StatusCode.UNAVAILABLE, 503, str(exc) or "overloaded", True)
-    if isinstance(exc, Unauthenticated):
-        return Classified(grpc.StatusCode.UNAUTHENTICATED, 401, str(exc))
-    if isinstance(exc, TimeoutError):
-        return Classified(grpc.StatusCode.DEADLINE_EXCEEDED, 504, "deadline exceeded", True)
+    statuses = _statuses()
+    for klass in type(exc).__mro__:
+        status = statuses.get(klass)
+        if status is not None:
+            message = status.fixed if status.fixed is not None else (str(exc) or status.fallback)
+            return Classified(status.code, status.http, message,
+                              bool(getattr(exc, "retryable", status.retryable)))
     log.exception("internal error", exc_info=exc)
     return Classified(grpc.StatusCode.INTERNAL, 500, "internal error (see server log)")
 

@@ -1,14 +1,17 @@
-"""OTLP/HTTP trace receiver: ``POST /v1/traces`` (protobuf or JSON, gzip accepted).
+"""OTLP/HTTP trace receiver: ``POST /v1/traces`` (protobuf or JSON; gzip, zstd, deflate).
 
 Follows the OTLP specification's HTTP transport:
 
 * ``application/x-protobuf`` and ``application/json`` request bodies; the response
-  uses the request's encoding; ``Content-Encoding: gzip`` is accepted;
+  uses the request's encoding; ``Content-Encoding`` ``gzip``, ``zstd`` and ``deflate``
+  (zlib-wrapped per RFC 9110, or raw as many clients send it) are accepted, as is
+  ``identity`` (a Collector's ``otlphttp`` exporter may use any of them);
 * 200 with ``ExportTraceServiceResponse`` (``partial_success`` naming why spans were
   rejected); 400 with a ``google.rpc.Status`` body for undecodable payloads; 413 for
-  bodies over the limit (checked before and *during* decompression, so a gzip bomb
-  costs at most the limit); 415 for other media types; 503 + ``Retry-After`` when
-  Neo4j is down (retryable, nothing half-written);
+  bodies over the limit (checked before and *during* decompression, so a gzip or zstd
+  bomb costs at most about the limit); 415 for other media types and for other content
+  codings (naming the coding; a 4xx, so exporters do not retry it); 503 +
+  ``Retry-After`` when Neo4j is down (retryable, nothing half-written);
 * with a bearer token configured (``ROOTGRAPH_TOKEN``), ``POST /v1/traces`` needs
   ``Authorization: Bearer <token>`` like the gRPC ``Export``; otherwise 401, nothing written;
 * ``GET /metrics`` renders the ingest counters in Prometheus text format, and
@@ -27,19 +30,33 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Protocol
 
+import zstandard
 from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from rootgraph.server.auth import token_ok
-from rootgraph.server.errors import InvalidRequest, PayloadTooLarge, classify
+from rootgraph.server.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType, classify
 
-__all__ = ["OtlpHttpServer", "TraceConsumer", "decompress_bounded"]
+__all__ = ["CODINGS", "OtlpHttpServer", "TraceConsumer", "content_codings", "decompress_bounded"]
 
 log = logging.getLogger("rootgraph.otlp_http")
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+#: Content codings accepted on POST (besides ``identity``).
+CODINGS = ("gzip", "zstd", "deflate")
+#: "x-gzip": RFC 9110 §8.4.1.3. "zlib": what a Collector sends with ``compression: zlib``
+#: (the zlib format, i.e. RFC 9110's "deflate"; the Collector's own receiver takes it).
+_ALIASES = {"x-gzip": "gzip", "zlib": "deflate"}
+#: Most output one zstd input byte can yield: a 4-byte RLE block expands to at most
+#: Block_Maximum_Size = 128 KiB (RFC 8878 §3.1.1.2.4). Bounds each decompress call.
+ZSTD_MAX_RATIO = 32 * 1024
+#: Smallest input slice fed per call: overshoot past the limit <= 64 x 32 KiB = 2 MiB.
+ZSTD_MIN_SLICE = 64
+#: Windows up to 8 MiB are what every zstd decoder must accept (RFC 8878 §3.1.1.1.2);
+#: beyond that only up to the body limit: a frame's window is memory we allocate.
+ZSTD_MIN_WINDOW = 8 * 1024 * 1024
 
 
 class TraceConsumer(Protocol):
@@ -50,18 +67,84 @@ class TraceConsumer(Protocol):
         """Ingest one request; return the OTLP response (partial_success filled)."""
 
 
-def decompress_bounded(body: bytes, limit: int) -> bytes:
-    """gunzip ``body`` but never produce more than ``limit`` bytes."""
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+def content_codings(header: str | None) -> list[str]:
+    """The ``Content-Encoding`` codings to undo, in the order they must be undone.
+
+    RFC 9110 §8.4 lists codings in the order they were applied; ``identity`` (and an
+    empty header) means none. Any coding we cannot decode is refused (415) by name.
+    """
+    names = [c.strip().lower() for c in (header or "").split(",")]
+    names = [_ALIASES.get(c, c) for c in names if c not in ("", "identity")]
+    for name in names:
+        if name not in CODINGS:
+            raise UnsupportedMediaType("Content-Encoding", f"{name[:40]!r} is not supported; "
+                                                           f"use {', '.join(CODINGS)} or identity")
+    return names[::-1]
+
+
+def decompress_bounded(body: bytes, limit: int, encoding: str = "gzip") -> bytes:
+    """Undo one content coding of ``body`` but never produce more than ``limit`` bytes.
+
+    Every coding streams with a bound on its output, so a bomb costs at most about the
+    limit in memory (then 413), whatever it declares about its own size.
+    """
+    if encoding == "zstd":
+        return _unzstd(body, limit)
+    if encoding == "gzip":
+        wbits = 16 + zlib.MAX_WBITS
+    elif encoding == "deflate":
+        # RFC 9110 §8.4.1.2: "deflate" is the zlib format; many clients send raw
+        # deflate instead, which never starts with a valid zlib header.
+        wbits = zlib.MAX_WBITS if _zlib_header(body) else -zlib.MAX_WBITS
+    else:
+        raise UnsupportedMediaType("Content-Encoding", f"{encoding[:40]!r} is not supported")
+    d = zlib.decompressobj(wbits)
     try:
         out = d.decompress(body, limit + 1)
     except zlib.error as exc:
-        raise InvalidRequest("Content-Encoding", f"invalid gzip body: {exc}") from None
+        raise InvalidRequest("Content-Encoding", f"invalid {encoding} body: {exc}") from None
     if len(out) > limit or d.unconsumed_tail:
         raise PayloadTooLarge(f"decompressed body exceeds the {limit}-byte limit")
     if not d.eof:
-        raise InvalidRequest("Content-Encoding", "invalid gzip body: truncated")
+        raise InvalidRequest("Content-Encoding", f"invalid {encoding} body: truncated")
     return out
+
+
+def _zlib_header(body: bytes) -> bool:
+    """RFC 1950 §2.2: CM = 8 (deflate) and the 16-bit CMF·FLG a multiple of 31."""
+    return len(body) >= 2 and body[0] & 0x0F == 8 and (body[0] << 8 | body[1]) % 31 == 0
+
+
+def _unzstd(body: bytes, limit: int) -> bytes:
+    """Decode every zstd frame of ``body``, feeding input in slices small enough that no
+    call can overshoot the limit by more than ``ZSTD_MAX_RATIO * ZSTD_MIN_SLICE`` bytes.
+
+    (``zstandard``'s one-shot ``decompress`` would allocate whatever size a frame header
+    declares, and its ``decompressobj`` takes no output bound, hence the slicing.)
+    """
+    dctx = zstandard.ZstdDecompressor(max_window_size=max(limit, ZSTD_MIN_WINDOW))
+    chunks: list[bytes] = []  # joined once at the end: a growing buffer would copy
+    size = 0
+    rest = memoryview(body)
+    try:
+        while True:  # one frame per round; a body may hold several (RFC 8878 §3.1)
+            d = dctx.decompressobj()
+            pos = 0
+            while not d.eof:
+                if pos >= len(rest):
+                    raise InvalidRequest("Content-Encoding", "invalid zstd body: truncated")
+                step = max(ZSTD_MIN_SLICE, (limit - size) // ZSTD_MAX_RATIO + 1)
+                chunk = d.decompress(rest[pos:pos + step])
+                pos += step
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"decompressed body exceeds the {limit}-byte limit")
+                chunks.append(chunk)
+            rest = memoryview(d.unused_data + rest[pos:])
+            if not rest:
+                return b"".join(chunks)
+    except zstandard.ZstdError as exc:
+        raise InvalidRequest("Content-Encoding", f"invalid zstd body: {exc}") from None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -128,8 +211,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length)
         try:
-            if (self.headers.get("Content-Encoding") or "").lower() == "gzip":
-                body = decompress_bounded(body, limit)
+            for coding in content_codings(self.headers.get("Content-Encoding")):
+                body = decompress_bounded(body, limit, coding)
             response = self.server.consumer.export(body, ctype)
         except Exception as exc:  # noqa: BLE001 - mapped to a status below
             c = classify(exc)
