@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from rootgraph.graph.model import Deployment
+from rootgraph.inference.faults import FaultKind
 
 
 class ActionKind(str, Enum):
@@ -62,7 +63,7 @@ class Cause:
     (the way a fault travels), e.g. ``("db:postgresql/orders", "orders", "checkout")``.
     ``fault_kind`` / ``fault_size`` are what the cause's own evidence shows it doing --
     ``errors`` (size: failing share added), ``latency`` (ms added per request) or, for
-    infrastructure, ``saturation`` (factor on self time); ``""`` / 0 when unknown -- in
+    infrastructure, ``saturation`` (factor on self time); ``None`` / 0 when unknown -- in
     the terms ``BlastRadius`` takes, so a client can ask for the blast radius of the
     fault as it is happening (:func:`rootgraph.inference.explain.observed_fault`).
     """
@@ -76,7 +77,7 @@ class Cause:
     paths: tuple[tuple[str, ...], ...] = ()
     deployments: tuple[Deployment, ...] = ()
     suggested_actions: tuple[Action, ...] = ()
-    fault_kind: str = ""
+    fault_kind: FaultKind | None = None
     fault_size: float = 0.0
 
 

@@ -237,6 +237,8 @@ def _shows(kind: str, size: float) -> str:
 
 
 def render_ranking(answer, as_json: bool) -> None:  # noqa: ANN001
+    from rootgraph.inference.faults import fault_kind_name
+
     if as_json:
         print(json.dumps({
             "incident_id": answer.incident_id, "model_version": answer.model_version,
@@ -244,7 +246,7 @@ def render_ranking(answer, as_json: bool) -> None:  # noqa: ANN001
             "notes": list(answer.notes),
             "causes": [{
                 "rank": c.rank, "entity": c.entity, "kind": c.kind, "probability": c.probability,
-                "fault_kind": c.fault_kind, "fault_size": c.fault_size,
+                "fault_kind": fault_kind_name(c.fault_kind), "fault_size": c.fault_size,
                 "explanation": c.explanation, "evidence": [e.text for e in c.evidence],
                 "paths": [list(p) for p in c.paths],
                 "suggested_actions": [{"kind": a.kind.value, "target": a.target, "detail": a.detail,
@@ -262,7 +264,7 @@ def render_ranking(answer, as_json: bool) -> None:  # noqa: ANN001
         table.add_column(col, overflow="fold")
     for c in answer.causes:
         colour = "red" if c.probability >= 0.5 else "yellow" if c.probability >= 0.2 else "white"
-        table.add_row(str(c.rank), f"[{colour}]{c.entity}[/{colour}]", c.kind, _shows(c.fault_kind, c.fault_size),
+        table.add_row(str(c.rank), f"[{colour}]{c.entity}[/{colour}]", c.kind, _shows(fault_kind_name(c.fault_kind), c.fault_size),
                       f"{c.probability:.2f}",
                       "; ".join(a.detail for a in c.suggested_actions[:2]))
     console.print(table)

@@ -18,6 +18,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from rootgraph.graph.model import Deployment
+from rootgraph.inference.faults import FaultKind, parse_fault_kind
 from rootgraph.inference.results import Action, ActionKind, BlastRadius, Cause, EvidenceItem, Impact
 from rootgraph.v1 import rootgraph_pb2 as pb
 from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
@@ -69,7 +70,7 @@ def _cause(c: pb.Cause) -> Cause:
         deployments=tuple(_deployment(d) for d in c.deployments),
         suggested_actions=tuple(Action(ActionKind(a.kind), a.target, a.detail, a.to_version, a.confidence)
                                 for a in c.suggested_actions),
-        fault_kind=c.fault_kind, fault_size=c.fault_size,
+        fault_kind=parse_fault_kind(c.fault_kind), fault_size=c.fault_size,
     )
 
 
@@ -110,9 +111,11 @@ class RootGraphClient:
             req.baseline_end.CopyFrom(_ts(baseline[1]))
         return rank_answer(self._stub.RankCauses(req, timeout=self._timeout, metadata=self._metadata))
 
-    def blast_radius(self, entity: str, *, fault_kind: str = "", fault_size: float = 0.0,
+    def blast_radius(self, entity: str, *, fault_kind: FaultKind | str | None = None, fault_size: float = 0.0,
                      at: float | None = None) -> BlastRadius:
-        req = pb.BlastRadiusRequest(entity=entity, fault_kind=fault_kind, fault_size=fault_size)
+        # Sent as given (a FaultKind is its name): the server validates, and answers
+        # INVALID_ARGUMENT naming fault_kind for a name it does not know.
+        req = pb.BlastRadiusRequest(entity=entity, fault_kind=fault_kind or "", fault_size=fault_size)
         if at is not None:
             req.at.CopyFrom(_ts(at))
         r = self._stub.BlastRadius(req, timeout=self._timeout, metadata=self._metadata)

@@ -51,6 +51,7 @@ def run_demo(settings: Settings, *, console: Console, as_json: bool = False) -> 
     from rootgraph.client import RootGraphClient
     from rootgraph.graph.connect import open_driver
     from rootgraph.graph.local import LocalNeo4j
+    from rootgraph.inference.faults import fault_kind_name
     from rootgraph.server.app import App
     from rootgraph.simulate import run_live
 
@@ -106,7 +107,7 @@ def run_demo(settings: Settings, *, console: Console, as_json: bool = False) -> 
             "rank_of_truth": rank_of_truth,
             "causes": [{"entity": c.entity, "probability": c.probability, "rank": c.rank,
                         "explanation": c.explanation} for c in answer.causes],
-            "blast_fault_kind": top.fault_kind if top else "",
+            "blast_fault_kind": fault_kind_name(top.fault_kind) if top else "",
             "blast_fault_size": top.fault_size if top else 0.0,
             "blast_radius": [{"entity": i.entity, "probability": i.probability, "hops": i.hops}
                              for i in (blast.impacts if blast else ())],
@@ -117,7 +118,7 @@ def run_demo(settings: Settings, *, console: Console, as_json: bool = False) -> 
     render_ranking(answer, as_json=False)
     if blast:
         console.print()
-        render_blast(blast, as_json=False, fault_kind=top.fault_kind, fault_size=top.fault_size)
+        render_blast(blast, as_json=False, fault_kind=fault_kind_name(top.fault_kind), fault_size=top.fault_size)
     verdict = "[green]ranked #1[/green]" if rank_of_truth == 1 else f"[red]ranked {rank_of_truth}[/red]"
     console.print(f"\nSimulated ground truth: [bold]{truth}[/bold] ({labels.fault_kind}) — rootgraph {verdict}; "
                   f"decoy deployment on {', '.join(labels.decoys)} not blamed."

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from rootgraph.graph.model import Deployment, Window
+from rootgraph.inference.faults import FaultKind, fault_kind_name, parse_fault_kind
 from rootgraph.inference.results import BlastRadius, Cause, Ranking
 from rootgraph.server.errors import InvalidRequest
 from rootgraph.v1 import rootgraph_pb2 as pb
 
 __all__ = [
     "RankWindow", "rank_window", "ranking_to_proto", "blast_to_proto", "deployment_to_proto",
-    "deployment_from_request", "ts", "ts_seconds", "validate_entity_name",
+    "deployment_from_request", "fault_kind_from_request", "ts", "ts_seconds", "validate_entity_name",
 ]
 
 MAX_NAME = 512
@@ -101,6 +102,12 @@ def rank_window(req: pb.RankCausesRequest, bucket_s: int, now: float | None = No
     return RankWindow(Window(s0, s1), Window(b0, b1), top_k, symptoms)
 
 
+def fault_kind_from_request(req: pb.BlastRadiusRequest) -> FaultKind | None:
+    """``BlastRadiusRequest.fault_kind`` -> :class:`FaultKind` (empty: unknown); an unknown
+    name is INVALID_ARGUMENT naming ``fault_kind`` (``InvalidArgument``, mapped in errors.py)."""
+    return parse_fault_kind(req.fault_kind)
+
+
 def deployment_to_proto(d: Deployment) -> pb.Deployment:
     return pb.Deployment(
         id=d.id, service=d.service, version=d.version, previous_version=d.previous_version,
@@ -141,7 +148,7 @@ def _cause(c: Cause) -> pb.Cause:
                                               to_version=a.to_version,
                                               confidence=a.confidence)
                            for a in c.suggested_actions],
-        fault_kind=c.fault_kind, fault_size=c.fault_size,
+        fault_kind=fault_kind_name(c.fault_kind), fault_size=c.fault_size,
     )
 
 
