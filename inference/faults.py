@@ -9,17 +9,21 @@ the client and the CLI import it.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from rootgraph.inference.errors import InvalidArgument
 
 __all__ = ["FaultKind", "fault_kind_name", "parse_fault_kind"]
 
 
-class FaultKind(str, Enum):
+class FaultKind(StrEnum):
     """``errors``: a share of requests fails; ``latency``: ms added per request;
     ``saturation``: self time slowed by a factor (of every service on it, for
-    infrastructure); ``down``: every request fails (``inference/blast.py``)."""
+    infrastructure); ``down``: every request fails (``inference/blast.py``).
+
+    A ``StrEnum``, unlike ``EntityKind``: ``Cause.fault_kind`` reaches client code that
+    formats it (``f"{c.fault_kind}"``), which must print ``errors``, not ``FaultKind.ERRORS``.
+    """
 
     ERRORS = "errors"
     LATENCY = "latency"

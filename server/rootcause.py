@@ -25,7 +25,7 @@ from rootgraph.inference.blast import check_fault_size
 from rootgraph.inference.faults import FaultKind
 from rootgraph.inference.results import BlastRadius, Ranking
 from rootgraph.server.convert import (
-    blast_to_proto, ceil_to_bucket, deployment_from_request, fault_kind_from_request, floor_to_bucket, rank_window,
+    blast_to_proto, ceil_to_bucket, deployment_from_request, fault_kind_from_request, floor_to_bucket, rank_query,
     ranking_to_proto, ts, ts_seconds, validate_entity_name,
 )
 from rootgraph.server.errors import InvalidRequest, grpc_errors
@@ -77,7 +77,7 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
 
     @grpc_errors
     def RankCauses(self, request: pb.RankCausesRequest, context: grpc.ServicerContext) -> pb.RankCausesResponse:  # noqa: N802,E501
-        win = rank_window(request, self._bucket, self._clock())
+        win = rank_query(request, self._bucket, self._clock())
         with tracer.start_as_current_span("RankCauses.read_window"):
             data = self._graph.read_window(win.incident, win.baseline, self._bucket,
                                            timeout_s=_remaining(context))
