@@ -86,10 +86,10 @@ from scipy.special import pdtr
 from rootgraph.graph.model import EntityKind, WindowData
 from rootgraph.inference.errors import InvalidArgument, UnknownEntity
 from rootgraph.inference.evidence import INFRA_KINDS, VIRTUAL_KINDS, EvidenceConfig
-from rootgraph.inference.explain import bfs_up, path_to
+from rootgraph.inference.faults import FaultKind, parse_fault_kind
 from rootgraph.inference.results import BlastRadius, Impact
+from rootgraph.inference.topology import bfs_up, callers_of, entry_shares, path_to
 
-FAULT_KINDS = frozenset({"error", "latency", "saturation", "down"})
 #: passes around a call loop before its effect is taken as converged
 _MAX_LOOP_PASSES = 30
 #: floor of the delay prior for an entity without a measured duration
@@ -267,13 +267,8 @@ def whatif_model(window: WindowData, config: WhatIfConfig | None = None) -> What
             hosts_of[svc] = hs
     for hs in hosts_of.values():
         cand.update((h, ents[h].kind) for h in hs)
-    entry: dict[str, float] = {}
-    for info in window.edges:
-        caller = ents.get(info.caller)
-        if caller is not None and caller.kind == EntityKind.USER and info.callee in cand:
-            entry[info.callee] = entry.get(info.callee, 0.0) + sum(r.requests for r in info.buckets)
-    total = sum(entry.values())
-    share = {k: v / total for k, v in entry.items()} if total > 0 else {}
+    share = entry_shares(((i.caller, i.callee, sum(r.requests for r in i.buckets)) for i in window.edges),
+                         ents, cand)
     traffic = traffic_totals(window, config)
     return WhatIfModel(cand, hosts_of, share, traffic, caller_graph(traffic.calls, cand, hosts_of))
 
@@ -299,29 +294,22 @@ def caller_graph(calls: dict[tuple[str, str], float], candidates: dict[str, Enti
     ranking network must -- would cut the very path a fault travels (A calls B on every
     request and B calls A on a third of its requests: a fault at A still reaches B).
     """
-    up: dict[str, list[str]] = {}
-    for caller, callee in sorted(calls):
-        if caller in candidates and callee in candidates and caller != callee:
-            up.setdefault(callee, []).append(caller)
-    for svc, hosts in sorted(hosts_of.items()):
-        for h in hosts:
-            up.setdefault(h, []).append(svc)
-    return up
+    return callers_of(((a, b) for a, b in calls if a in candidates and b in candidates and a != b), hosts_of)
 
 
-def _sizes(cfg: WhatIfConfig, kind: str, prior: tuple[float, float], size: float, n: int) -> np.ndarray:
+def _sizes(cfg: WhatIfConfig, kind: FaultKind, prior: tuple[float, float], size: float, n: int) -> np.ndarray:
     """The grid of a fault's size: its prior, or a band around an observed ``size``."""
     if size <= 0.0:
         return _grid(*prior, n)
     lo, hi = size / cfg.size_band, size * cfg.size_band
-    if kind == "error":
+    if kind == FaultKind.ERRORS:
         lo, hi = min(lo, 1.0), min(hi, 1.0)
-    elif kind == "saturation":  # a factor: the band is around the slowdown, never below 1x
+    elif kind == FaultKind.SATURATION:  # a factor: the band is around the slowdown, never below 1x
         lo, hi = max(1.0 + (size - 1.0) / cfg.size_band, 1.0 + 1e-6), 1.0 + (size - 1.0) * cfg.size_band
     return _grid(lo, hi, n)
 
 
-def impact_probabilities(model: WhatIfModel, entity: str, fault_kind: str | None = None,
+def impact_probabilities(model: WhatIfModel, entity: str, fault_kind: FaultKind | None = None,
                          config: WhatIfConfig | None = None, grid: int = 256,
                          fault_size: float = 0.0) -> dict[str, float]:
     """``P(k visibly impacted | do(fault at entity))`` for every k the fault can reach.
@@ -334,7 +322,7 @@ def impact_probabilities(model: WhatIfModel, entity: str, fault_kind: str | None
     tr = model.traffic
     kind = model.candidates[entity]
     if fault_kind is None:
-        kinds = ("saturation",) if kind in INFRA_KINDS else ("error", "latency")
+        kinds = (FaultKind.SATURATION,) if kind in INFRA_KINDS else (FaultKind.ERRORS, FaultKind.LATENCY)
     else:
         kinds = (fault_kind,)
     up = model.callers
@@ -364,12 +352,12 @@ def impact_probabilities(model: WhatIfModel, entity: str, fault_kind: str | None
         own_a: dict[str, np.ndarray] = {}
         # The fault acts on ``hit``: the entity itself, or every service on a host (a
         # host that is down fails its services' requests; one that stalls slows them).
-        if fk == "error":
+        if fk == FaultKind.ERRORS:
             eps = _sizes(cfg, fk, cfg.error_rate, size, grid)
             own_f.update((s, eps) for s in hit)
-        elif fk == "down":
+        elif fk == FaultKind.DOWN:
             own_f.update((s, ones) for s in hit)
-        elif fk == "latency":
+        elif fk == FaultKind.LATENCY:
             # visible at the faulty entity itself: at its (a host's: its least busy
             # service's) mean duration
             mean = min((tr.mean_ms.get(s, 0.0) for s in hit), default=0.0)
@@ -428,34 +416,33 @@ def impact_probabilities(model: WhatIfModel, entity: str, fault_kind: str | None
     return probs
 
 
-def check_fault_size(fault_kind: str | None, size: float) -> None:
+def check_fault_size(fault_kind: FaultKind | None, size: float) -> None:
     """Raise :class:`InvalidArgument` unless ``size`` fits ``fault_kind`` (0 always does)."""
     if not math.isfinite(size) or size < 0.0:
         raise InvalidArgument("fault_size", f"must be a finite number >= 0, got {size}")
     if size == 0.0:
         return
-    if fault_kind is None or fault_kind == "down":
+    if fault_kind is None or fault_kind == FaultKind.DOWN:
         raise InvalidArgument("fault_size", "needs a fault kind with a size: errors, latency or saturation")
-    if fault_kind == "error" and size > 1.0:
+    if fault_kind == FaultKind.ERRORS and size > 1.0:
         raise InvalidArgument("fault_size", f"an error fault's size is the failing share, in (0, 1]; got {size}")
-    if fault_kind == "saturation" and size <= 1.0:
+    if fault_kind == FaultKind.SATURATION and size <= 1.0:
         raise InvalidArgument("fault_size", f"a saturation's size is a slowdown factor > 1, got {size}")
 
 
-def blast_radius(window_or_model: WindowData | WhatIfModel, entity: str, fault_kind: str | None = None,
+def blast_radius(window_or_model: WindowData | WhatIfModel, entity: str, fault_kind: FaultKind | None = None,
                  samples: int = 256, min_probability: float = 0.0,
                  config: WhatIfConfig | None = None, fault_size: float = 0.0) -> BlastRadius:
     """Impacts of a fault at ``entity`` on every entity it can reach, most likely first.
 
-    ``fault_kind``: error | latency | saturation | down, or None (see the module doc);
+    ``fault_kind``: a :class:`FaultKind` (or its name), or None (see the module doc);
     ``fault_size``: its observed size (see :func:`impact_probabilities`), 0 = unknown.
     ``samples`` is the size of the quantile grid over the fault's size (the answer is
     deterministic). The faulty entity itself is listed with probability 1. A ranking
     network (``CausalModel``: no traffic totals) is refused. Raises
     :class:`UnknownEntity` / :class:`InvalidArgument`.
     """
-    if fault_kind is not None and fault_kind not in FAULT_KINDS:
-        raise InvalidArgument("fault_kind", f"must be one of {sorted(FAULT_KINDS)}, got {fault_kind!r}")
+    fault_kind = parse_fault_kind(fault_kind)
     if samples < 16:
         raise InvalidArgument("samples", f"must be >= 16, got {samples}")
     check_fault_size(fault_kind, fault_size)

@@ -35,6 +35,7 @@ from rootgraph.graph.model import (
 )
 from rootgraph.inference.errors import UnknownEntity
 from rootgraph.inference.results import EvidenceItem
+from rootgraph.inference.topology import entry_callers
 
 VIRTUAL_KINDS = frozenset({EntityKind.DATABASE, EntityKind.MESSAGING, EntityKind.EXTERNAL})
 INFRA_KINDS = frozenset({EntityKind.HOST, EntityKind.NODE, EntityKind.POD})
@@ -350,12 +351,12 @@ def score_window(data: WindowData, symptoms: Iterable[str] = (),
         edges[(info.caller, info.callee)] = ev
         incoming.setdefault(info.callee, []).append(ev)
     entities: dict[str, EntityEvidence] = {}
-    users = {e for e, ent in data.entities.items() if ent.kind == EntityKind.USER}
+    outside = entry_callers(data.entities)  # ``user``: not scored, nor its calls as a caller's view
     for eid, ent in data.entities.items():
-        if ent.kind == EntityKind.USER:
+        if eid in outside:
             continue
         deps = recent_deployments(data, eid, cfg.deploy_lookback_s)
-        ins = [e for e in incoming.get(eid, ()) if e.caller not in users]
+        ins = [e for e in incoming.get(eid, ()) if e.caller not in outside]
         ser = server.get(eid)
         if ser is not None:
             # A traffic drop counts only when callers also see the entity failing;

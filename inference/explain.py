@@ -9,45 +9,20 @@ entities (no anomalous caller), which is what users see.
 from __future__ import annotations
 
 import statistics
-from collections import deque
 
 from rootgraph.graph.model import Deployment, EntityKind
 from rootgraph.inference.evidence import INFRA_KINDS, WindowEvidence
+from rootgraph.inference.faults import FaultKind
 from rootgraph.inference.model import CausalModel
 from rootgraph.inference.results import EvidenceItem
+from rootgraph.inference.topology import bfs_up, callers_of, path_to
 
 MAX_PATHS = 5
 
 
 def caller_map(model: CausalModel) -> dict[str, list[str]]:
-    """callee -> callers over kept edges; infra -> services running on it."""
-    up: dict[str, list[str]] = {}
-    for caller, callee in sorted(model.strengths):
-        up.setdefault(callee, []).append(caller)
-    for svc, hosts in sorted(model.hosts_of.items()):
-        for h in hosts:
-            up.setdefault(h, []).append(svc)
-    return up
-
-
-def bfs_up(up: dict[str, list[str]], start: str, allowed: set[str] | None = None) -> dict[str, str | None]:
-    """Breadth-first predecessors from ``start`` in the caller direction."""
-    prev: dict[str, str | None] = {start: None}
-    q = deque([start])
-    while q:
-        x = q.popleft()
-        for c in up.get(x, ()):
-            if c not in prev and (allowed is None or c in allowed):
-                prev[c] = x
-                q.append(c)
-    return prev
-
-
-def path_to(prev: dict[str, str | None], target: str) -> tuple[str, ...]:
-    out = [target]
-    while prev[out[-1]] is not None:
-        out.append(prev[out[-1]])  # type: ignore[arg-type]
-    return tuple(reversed(out))
+    """callee -> callers over the network's kept edges; infra -> services running on it."""
+    return callers_of(model.strengths, model.hosts_of)
 
 
 def propagation_paths(model: CausalModel, ev: WindowEvidence, cause: str,
@@ -99,7 +74,7 @@ def evidence_items(model: CausalModel, ev: WindowEvidence, entity: str) -> tuple
     return tuple(items)
 
 
-def observed_fault(kind: EntityKind, items: tuple[EvidenceItem, ...]) -> tuple[str, float]:
+def observed_fault(kind: EntityKind, items: tuple[EvidenceItem, ...]) -> tuple[FaultKind | None, float]:
     """What a cause's own evidence shows it doing, and how badly, in ``BlastRadius``'s terms.
 
     Why: a remediation client's next question about a cause is "what else will this
@@ -110,7 +85,7 @@ def observed_fault(kind: EntityKind, items: tuple[EvidenceItem, ...]) -> tuple[s
     Kind: ``saturation`` for infrastructure whose services' self time or latency rose
     (``errors`` when they only show exclusive errors); else ``errors`` or ``latency`` by
     the stronger detector score (errors on a tie: a failing request is what users see);
-    ``""`` when the cause has no evidence of its own (ranked from its neighbours): kind
+    ``None`` when the cause has no evidence of its own (ranked from its neighbours): kind
     unknown. Size, in BlastRadius's units (0 = unknown), from the strongest item of that
     kind: *errors* -- the rise of the failing share (observed minus baseline, of the
     service or of its callers' calls to a backend); *latency* -- ms added per request:
@@ -120,21 +95,21 @@ def observed_fault(kind: EntityKind, items: tuple[EvidenceItem, ...]) -> tuple[s
     if kind in INFRA_KINDS and any(i.signal == "self_time" or "latency_" in i.signal for i in items):
         ratios = [i.observed / i.baseline for i in items if i.signal == "self_time" and i.baseline > 0]
         factor = statistics.median(ratios) if ratios else 0.0
-        return "saturation", factor if factor > 1.0 else 0.0
+        return FaultKind.SATURATION, factor if factor > 1.0 else 0.0
     errs = [i for i in items if i.signal.endswith("error_rate") or i.signal == "exclusive_errors"]
     lats = [i for i in items if "latency_" in i.signal or i.signal == "self_time"]
     err = max((i.score for i in errs), default=0.0)
     lat = max((i.score for i in lats), default=0.0)
     if err == lat == 0.0:
-        return "", 0.0
+        return None, 0.0
     if err >= lat:
         best = max(errs, key=lambda i: (i.score, i.signal.endswith("error_rate")))
-        return "errors", max(0.0, min(1.0, best.observed - best.baseline))
+        return FaultKind.ERRORS, max(0.0, min(1.0, best.observed - best.baseline))
     # A mean beats a tail: p95 moves by the delay only for a constant delay, and the
     # histogram reads it to a bucket (~19 %).
     rank = {"self_time": 0}
     best = min(lats, key=lambda i: (rank.get(i.signal, 1 if i.signal.endswith("p95") else 2), -i.score))
-    return "latency", max(0.0, best.observed - best.baseline)
+    return FaultKind.LATENCY, max(0.0, best.observed - best.baseline)
 
 
 def explanation(entity: str, kind: str, p: float, items: tuple[EvidenceItem, ...],

@@ -49,6 +49,7 @@ from rootgraph.inference.actions import action_context
 from rootgraph.inference.evidence import INFRA_KINDS, EvidenceConfig, WindowEvidence, score_window
 from rootgraph.inference.model import CausalModel, ModelParams, build_model, from_odds, odds
 from rootgraph.inference.rank import RootCauseRanker
+from rootgraph.inference.topology import base_strength, bfs_up, callers_of
 
 from pgmpy.models import DiscreteBayesianNetwork
 from pgmpy.parameter_estimator import DiscreteBayesianEstimator
@@ -184,7 +185,7 @@ def candidate_frame(scored: Sequence[_Scored]) -> pd.DataFrame:
 
 def _base_strength(s: _Scored, key: tuple[str, str], prm: ModelParams) -> float:
     edge = s.ev.edges[key]
-    w = 0.3 + 0.65 * edge.share
+    w = base_strength(edge.share)
     if edge.is_async:
         w *= prm.async_factor
     return min(prm.max_strength, max(prm.min_strength, w))
@@ -193,17 +194,12 @@ def _base_strength(s: _Scored, key: tuple[str, str], prm: ModelParams) -> float:
 def edge_frame(scored: Sequence[_Scored], prm: ModelParams) -> pd.DataFrame:
     rows = []
     for s in scored:
-        callers: dict[str, list[str]] = {}
-        for caller, callee in s.model.strengths:
-            callers.setdefault(callee, []).append(caller)
         anomalous = {x for x, e in s.ev.entities.items() if e.anomalous}
-        carried, frontier = {s.ex.confirmed_cause}, [s.ex.confirmed_cause]
-        while frontier:  # where the fault went: up the callers, through anomalous ones
-            x = frontier.pop()
-            for c in callers.get(x, ()):
-                if c in anomalous and c not in carried:
-                    carried.add(c)
-                    frontier.append(c)
+        # Where the fault went: up the callers of the network's edges, through anomalous
+        # ones. Call edges only: the host -> services links of ``explain.caller_map`` are
+        # not followed (they never were here), so a host cause yields no edge rows.
+        callers = callers_of(s.model.strengths)
+        carried = set(bfs_up(callers, s.ex.confirmed_cause, anomalous))
         for caller, callee in sorted(s.model.strengths):
             if callee in carried:
                 rows.append({"incident": s.ex.id, "edge": f"{caller}\t{callee}",

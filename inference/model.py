@@ -22,8 +22,9 @@ from ``evidence.py`` grades the leak / false-alarm rate of the observed node, so
 evidence explains itself away without coupling anything.
 
 Propagation strength callee -> caller: ``0.3 + 0.65 * share`` (share of the caller's
-requests that call the callee); when the edge is anomalous in the incident window it is
-blended towards the observed co-failure (``0.3 * base + 0.7 * co``), so a caller with a
+requests that call the callee; :func:`rootgraph.inference.topology.base_strength`, which
+says what is known of the numbers); when the edge is anomalous in the incident window it
+is blended towards the observed co-failure (``0.3 * base + 0.7 * co``), so a caller with a
 fallback (callee failing, caller healthy) gets a weak link; async edges are scaled by
 ``async_factor``; always clipped to ``[min_strength, max_strength]`` so no observation
 has likelihood 0.
@@ -57,6 +58,7 @@ from pgmpy.models import DiscreteBayesianNetwork
 from rootgraph.graph.model import EntityKind
 from rootgraph.inference.evidence import INFRA_KINDS, VIRTUAL_KINDS, WindowEvidence
 from rootgraph.inference.errors import InvalidArgument
+from rootgraph.inference.topology import base_strength
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +156,6 @@ class CausalModel:
     hosts_of: dict[str, tuple[str, ...]]
     dropped_edges: tuple[tuple[str, str], ...]
     params: ModelParams = field(default_factory=ModelParams)
-    #: entry entity -> share of the calls from ``user`` it receives
-    entry_share: dict[str, float] = field(default_factory=dict)
     #: representative -> the other infra ids folded into it (same set of services; see
     #: :func:`merge_same_machine`)
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -367,7 +367,7 @@ def build_model(ev: WindowEvidence, params: ModelParams | None = None) -> Causal
     for key in kept:
         edge = ev.edges[key]
         learned = learned_w.get(key)
-        w = 0.3 + 0.65 * edge.share if learned is None else learned
+        w = base_strength(edge.share) if learned is None else learned
         if edge.co_failure is not None:
             w = 0.3 * w + 0.7 * edge.co_failure
         if edge.is_async and learned is None:
@@ -412,10 +412,5 @@ def build_model(ev: WindowEvidence, params: ModelParams | None = None) -> Causal
         link = (prm.edge_sensitivity - fa) / (1.0 - fa)
         name = f"E|{caller}|{callee}"
         nodes[name] = Node(name, (f"A|{callee}",), (max(link, 0.0),), fa, int(s.anomalous))
-    entry = {callee: e.series.requests_baseline + e.series.requests_incident
-             for (caller, callee), e in ev.edges.items()
-             if caller in ents and ents[caller].kind == EntityKind.USER and callee in cand}
-    total = sum(entry.values())
-    share = {k: v / total for k, v in entry.items()} if total > 0 else {}
     return CausalModel(nodes, cand, priors, strengths, {k: tuple(v) for k, v in hosts_of.items()},
-                       tuple(dropped), prm, share, aliases)
+                       tuple(dropped), prm, aliases)

@@ -20,7 +20,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from rootgraph.graph.model import Deployment
-from rootgraph.results import Action, ActionKind, BlastRadius, Cause, EvidenceItem, Impact, Ranking
+from rootgraph.results import Action, ActionKind, BlastRadius, Cause, EvidenceItem, FaultKind, Impact, Ranking
 from rootgraph.v1 import rootgraph_pb2 as pb
 from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
 
@@ -55,6 +55,14 @@ def _deployment(d: pb.Deployment) -> Deployment:
                       attributes=tuple(sorted(d.attributes.items())))
 
 
+def _fault_kind(name: str) -> FaultKind | None:
+    """The wire name -> :class:`FaultKind`; empty, or a kind newer than this client, is unknown."""
+    try:
+        return FaultKind(name) if name else None
+    except ValueError:
+        return None
+
+
 def _cause(c: pb.Cause) -> Cause:
     return Cause(
         entity=c.entity, kind=c.kind, probability=c.probability, rank=c.rank, explanation=c.explanation,
@@ -64,7 +72,7 @@ def _cause(c: pb.Cause) -> Cause:
         deployments=tuple(_deployment(d) for d in c.deployments),
         suggested_actions=tuple(Action(ActionKind(a.kind), a.target, a.detail, a.to_version, a.confidence)
                                 for a in c.suggested_actions),
-        fault_kind=c.fault_kind, fault_size=c.fault_size,
+        fault_kind=_fault_kind(c.fault_kind), fault_size=c.fault_size,
     )
 
 
@@ -110,9 +118,11 @@ class RootGraphClient:
             req.baseline_end.CopyFrom(_ts(baseline[1]))
         return ranking_from_proto(self._stub.RankCauses(req, timeout=self._timeout, metadata=self._metadata))
 
-    def blast_radius(self, entity: str, *, fault_kind: str = "", fault_size: float = 0.0,
+    def blast_radius(self, entity: str, *, fault_kind: FaultKind | str | None = None, fault_size: float = 0.0,
                      at: float | None = None) -> BlastRadius:
-        req = pb.BlastRadiusRequest(entity=entity, fault_kind=fault_kind, fault_size=fault_size)
+        # Sent as given (a FaultKind is its name): the server validates, and answers
+        # INVALID_ARGUMENT naming fault_kind for a name it does not know.
+        req = pb.BlastRadiusRequest(entity=entity, fault_kind=fault_kind or "", fault_size=fault_size)
         if at is not None:
             req.at.CopyFrom(_ts(at))
         r = self._stub.BlastRadius(req, timeout=self._timeout, metadata=self._metadata)

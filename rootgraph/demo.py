@@ -49,6 +49,7 @@ def run_demo(settings: Settings, *, console: Console, as_json: bool = False, wid
     from rootgraph.client import RootGraphClient
     from rootgraph.graph.local import LocalNeo4j
     from rootgraph.render import render_blast, render_ranking
+    from rootgraph.results import fault_kind_name
     from rootgraph.server.wiring import build_app, open_graph
     from rootgraph.simulate import run_live
 
@@ -99,7 +100,7 @@ def run_demo(settings: Settings, *, console: Console, as_json: bool = False, wid
             "rank_of_truth": rank_of_truth,
             "causes": [{"entity": c.entity, "probability": c.probability, "rank": c.rank,
                         "explanation": c.explanation} for c in answer.causes],
-            "blast_fault_kind": top.fault_kind if top else "",
+            "blast_fault_kind": fault_kind_name(top.fault_kind) if top else "",
             "blast_fault_size": top.fault_size if top else 0.0,
             "blast_radius": [{"entity": i.entity, "probability": i.probability, "hops": i.hops}
                              for i in (blast.impacts if blast else ())],

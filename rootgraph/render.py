@@ -18,7 +18,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from rootgraph.results import PLAUSIBLE_FLOOR, Action, ActionKind, BlastRadius, Cause, Ranking
+from rootgraph.results import PLAUSIBLE_FLOOR, Action, ActionKind, BlastRadius, Cause, FaultKind, Ranking, fault_kind_name
 
 __all__ = ["render_blast", "render_graph", "render_ranking", "shows"]
 
@@ -31,9 +31,9 @@ def _wide(console: Console) -> Console:
                    force_terminal=console.is_terminal)
 
 
-def shows(kind: str, size: float) -> str:
+def shows(kind: FaultKind | None, size: float) -> str:
     """``errors +41 pp`` / ``latency +230 ms`` / ``saturation 3.1x``: a cause's observed fault."""
-    if not kind:
+    if kind is None:
         return "-"
     if not size:
         return kind
@@ -71,7 +71,7 @@ def ranking_json(answer: Ranking) -> dict:
         "causes": [{
             "rank": c.rank, "entity": c.entity, "kind": c.kind, "probability": c.probability,
             "plausible": c.entity in plausible,
-            "fault_kind": c.fault_kind, "fault_size": c.fault_size,
+            "fault_kind": fault_kind_name(c.fault_kind), "fault_size": c.fault_size,
             "explanation": c.explanation, "evidence": [e.text for e in c.evidence],
             "paths": [list(p) for p in c.paths],
             "deployments": [{"id": d.id, "version": d.version, "previous_version": d.previous_version,
@@ -117,10 +117,12 @@ def render_ranking(answer: Ranking, console: Console, *, as_json: bool = False, 
         out.print(f"[dim]\u2022 {note}[/dim]")
 
 
-def render_blast(result: BlastRadius, console: Console, *, as_json: bool = False, fault_kind: str = "",
-                 fault_size: float = 0.0, wide: bool = False) -> None:
+def render_blast(result: BlastRadius, console: Console, *, as_json: bool = False,
+                 fault_kind: FaultKind | str | None = None, fault_size: float = 0.0, wide: bool = False) -> None:
     """What-if impacts; at 80 columns without paths and with the unlikely ones in one line
-    (impacts below :data:`~rootgraph.results.PLAUSIBLE_FLOOR`)."""
+    (impacts below :data:`~rootgraph.results.PLAUSIBLE_FLOOR`). ``fault_kind`` is what was
+    asked: a :class:`FaultKind`, its wire name (the CLI's ``--fault-kind``) or unknown."""
+    fault_kind = str(fault_kind or "")
     if as_json:
         print(json.dumps({"entity": result.entity, "fault_kind": fault_kind, "fault_size": fault_size,
                           "entry_traffic_share_affected": result.entry_traffic_share_affected,

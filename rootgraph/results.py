@@ -16,13 +16,13 @@ library and :mod:`rootgraph.graph.model` (for ``Deployment``; stdlib + orjson).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 
 from rootgraph.graph.model import Deployment
 
 __all__ = [
     "PLAUSIBLE_FACTOR", "PLAUSIBLE_FLOOR", "Action", "ActionKind", "BlastRadius", "Cause",
-    "EvidenceItem", "Impact", "Ranking", "is_plausible",
+    "EvidenceItem", "FaultKind", "Impact", "Ranking", "fault_kind_name", "is_plausible",
 ]
 
 #: A candidate with a posterior below this is not worth a person's or a bot's attention:
@@ -47,6 +47,31 @@ def is_plausible(probability: float, top_probability: float) -> bool:
     Ranks are not touched: they stay as the ranker gave them.
     """
     return probability >= PLAUSIBLE_FLOOR and probability * PLAUSIBLE_FACTOR >= top_probability
+
+
+class FaultKind(StrEnum):
+    """What kind of fault a cause shows or a what-if assumes: one enum, one spelling.
+
+    ``errors``: a share of requests fails; ``latency``: ms added per request;
+    ``saturation``: self time slowed by a factor (of every service on it, for
+    infrastructure); ``down``: every request fails (``inference/blast.py``). The values
+    are the contract's names (``Cause.fault_kind``, ``BlastRadiusRequest.fault_kind``);
+    unknown is ``None`` inside and ``""`` on the wire. The server parses requests with
+    ``inference/faults.py: parse_fault_kind``, which names the field in its error.
+
+    A ``StrEnum``, unlike ``EntityKind``: ``Cause.fault_kind`` reaches client code that
+    formats it (``f"{c.fault_kind}"``), which must print ``errors``, not ``FaultKind.ERRORS``.
+    """
+
+    ERRORS = "errors"
+    LATENCY = "latency"
+    SATURATION = "saturation"
+    DOWN = "down"
+
+
+def fault_kind_name(kind: FaultKind | None) -> str:
+    """The wire spelling of ``kind``, ``""`` for unknown."""
+    return "" if kind is None else kind.value
 
 
 class ActionKind(str, Enum):
@@ -114,7 +139,7 @@ class Cause:
     paths: tuple[tuple[str, ...], ...] = ()
     deployments: tuple[Deployment, ...] = ()
     suggested_actions: tuple[Action, ...] = ()
-    fault_kind: str = ""
+    fault_kind: FaultKind | None = None
     fault_size: float = 0.0
 
 

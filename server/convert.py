@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from rootgraph.graph.model import Deployment, Window
+from rootgraph.inference.faults import FaultKind, fault_kind_name, parse_fault_kind
 from rootgraph.results import BlastRadius, Cause, Ranking
 from rootgraph.server.errors import InvalidRequest
 from rootgraph.v1 import rootgraph_pb2 as pb
 
 __all__ = [
-    "RankWindow", "rank_window", "ranking_to_proto", "blast_to_proto", "deployment_to_proto",
-    "deployment_from_request", "ts", "ts_seconds", "validate_entity_name",
+    "RankQuery", "rank_query", "ranking_to_proto", "blast_to_proto", "deployment_to_proto",
+    "deployment_from_request", "fault_kind_from_request", "ts", "ts_seconds", "validate_entity_name",
 ]
 
 MAX_NAME = 512
@@ -52,7 +53,10 @@ def validate_entity_name(value: str, field: str) -> str:
 
 
 @dataclass(frozen=True)
-class RankWindow:
+class RankQuery:
+    """A validated RankCauses request: its two windows (the one :class:`Window` type of
+    the graph reader and inference, snapped to buckets), ``top_k`` and the symptoms."""
+
     incident: Window
     baseline: Window
     top_k: int
@@ -69,7 +73,7 @@ def ceil_to_bucket(t: float, b: int) -> int:
     return int(-(-t // b) * b)
 
 
-def rank_window(req: pb.RankCausesRequest, bucket_s: int, now: float | None = None) -> RankWindow:
+def rank_query(req: pb.RankCausesRequest, bucket_s: int, now: float | None = None) -> RankQuery:
     """Validate a RankCauses request and fill its defaults; windows snap to buckets."""
     now = time.time() if now is None else now
     end = ts_seconds(req.end, "end") if req.HasField("end") else now
@@ -98,7 +102,13 @@ def rank_window(req: pb.RankCausesRequest, bucket_s: int, now: float | None = No
     b0, b1 = floor_to_bucket(bstart, bucket_s), floor_to_bucket(bend, bucket_s)
     if b1 <= b0:
         b1 = b0 + bucket_s
-    return RankWindow(Window(s0, s1), Window(b0, b1), top_k, symptoms)
+    return RankQuery(Window(s0, s1), Window(b0, b1), top_k, symptoms)
+
+
+def fault_kind_from_request(req: pb.BlastRadiusRequest) -> FaultKind | None:
+    """``BlastRadiusRequest.fault_kind`` -> :class:`FaultKind` (empty: unknown); an unknown
+    name is INVALID_ARGUMENT naming ``fault_kind`` (``InvalidArgument``, mapped in errors.py)."""
+    return parse_fault_kind(req.fault_kind)
 
 
 def deployment_to_proto(d: Deployment) -> pb.Deployment:
@@ -141,15 +151,15 @@ def _cause(c: Cause) -> pb.Cause:
                                               to_version=a.to_version,
                                               confidence=a.confidence)
                            for a in c.suggested_actions],
-        fault_kind=c.fault_kind, fault_size=c.fault_size,
+        fault_kind=fault_kind_name(c.fault_kind), fault_size=c.fault_size,
     )
 
 
-def ranking_to_proto(r: Ranking, incident_id: str, window: RankWindow) -> pb.RankCausesResponse:
+def ranking_to_proto(r: Ranking, incident_id: str, query: RankQuery) -> pb.RankCausesResponse:
     return pb.RankCausesResponse(
         incident_id=incident_id, causes=[_cause(c) for c in r.causes], symptoms=list(r.symptoms),
         model_version=r.model_version, no_clear_cause=r.no_clear_cause, notes=list(r.notes),
-        start=ts(window.incident.start_s), end=ts(window.incident.end_s),
+        start=ts(query.incident.start_s), end=ts(query.incident.end_s),
     )
 
 

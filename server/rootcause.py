@@ -22,10 +22,10 @@ from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord, IncidentSt
 from rootgraph.graph.model import Window, WindowData, window_json
 from rootgraph.graph.store import GraphStore
 from rootgraph.inference.blast import check_fault_size
-from rootgraph.results import BlastRadius, Ranking
+from rootgraph.results import BlastRadius, FaultKind, Ranking
 from rootgraph.server.convert import (
-    blast_to_proto, ceil_to_bucket, deployment_from_request, floor_to_bucket, rank_window, ranking_to_proto, ts,
-    ts_seconds, validate_entity_name,
+    blast_to_proto, ceil_to_bucket, deployment_from_request, fault_kind_from_request, floor_to_bucket, rank_query,
+    ranking_to_proto, ts, ts_seconds, validate_entity_name,
 )
 from rootgraph.server.errors import InvalidRequest, grpc_errors
 from rootgraph.v1 import rootgraph_pb2 as pb
@@ -39,8 +39,6 @@ tracer = trace.get_tracer("rootgraph.server")
 #: Traffic shares for what-if queries come from this much history before ``at``.
 BLAST_HISTORY_S = 3600
 
-#: BlastRadiusRequest.fault_kind (the contract's names) -> inference's fault kinds
-_FAULT_KINDS = {"": None, "errors": "error", "latency": "latency", "saturation": "saturation", "down": "down"}
 _ACTIONS = {v: k.removeprefix("REMEDIATION_ACTION_").lower()
             for k, v in pb.RemediationAction.items()}
 _OUTCOMES = {v: k.removeprefix("OUTCOME_").lower() for k, v in pb.Outcome.items()}
@@ -67,7 +65,7 @@ def _remaining(context: grpc.ServicerContext, floor_s: float = 0.05) -> float | 
 
 class RootCauseServicer(pb_grpc.RootCauseServicer):
     def __init__(self, graph: GraphStore, incidents: IncidentStore, ranker: Ranker,
-                 blast: Callable[[WindowData, str, str | None, float], BlastRadius], *,
+                 blast: Callable[[WindowData, str, FaultKind | None, float], BlastRadius], *,
                  bucket_seconds: int = 60, clock: Callable[[], float] = time.time) -> None:
         self._graph = graph
         self._incidents = incidents
@@ -78,7 +76,7 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
 
     @grpc_errors
     def RankCauses(self, request: pb.RankCausesRequest, context: grpc.ServicerContext) -> pb.RankCausesResponse:  # noqa: N802,E501
-        win = rank_window(request, self._bucket, self._clock())
+        win = rank_query(request, self._bucket, self._clock())
         with tracer.start_as_current_span("RankCauses.read_window"):
             data = self._graph.read_window(win.incident, win.baseline, self._bucket,
                                            timeout_s=_remaining(context))
@@ -106,10 +104,7 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
     @grpc_errors
     def BlastRadius(self, request: pb.BlastRadiusRequest, context: grpc.ServicerContext) -> pb.BlastRadiusResponse:  # noqa: N802,E501
         entity = validate_entity_name(request.entity, "entity")
-        if request.fault_kind not in _FAULT_KINDS:
-            raise InvalidRequest("fault_kind", f"must be one of {', '.join(k for k in _FAULT_KINDS if k)} "
-                                               f"or empty, got {request.fault_kind[:40]!r}")
-        fault_kind = _FAULT_KINDS[request.fault_kind]
+        fault_kind = fault_kind_from_request(request)
         fault_size = request.fault_size
         check_fault_size(fault_kind, fault_size)  # before any read
         at = ts_seconds(request.at, "at") if request.HasField("at") else self._clock()

@@ -17,7 +17,7 @@ from collections import OrderedDict
 
 from rootgraph.graph.model import WindowData
 from rootgraph.inference.blast import WhatIfModel, blast_radius, whatif_model
-from rootgraph.results import BlastRadius
+from rootgraph.results import BlastRadius, FaultKind
 
 __all__ = ["WhatIf"]
 
@@ -54,6 +54,6 @@ class WhatIf:
         with self._lock:
             self._models.clear()
 
-    def __call__(self, window: WindowData, entity: str, fault_kind: str | None,
+    def __call__(self, window: WindowData, entity: str, fault_kind: FaultKind | None,
                  fault_size: float = 0.0) -> BlastRadius:
         return blast_radius(self.model(window), entity, fault_kind, fault_size=fault_size)

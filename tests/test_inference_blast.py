@@ -9,6 +9,7 @@ import pytest
 from rootgraph.inference import InvalidArgument, UnknownEntity, blast_radius, whatif_model
 from rootgraph.inference.blast import WhatIfConfig, impact_probabilities, traffic_totals
 from rootgraph.inference.evidence import score_window
+from rootgraph.inference.faults import FaultKind
 from rootgraph.inference.model import build_model
 from rootgraph.inference.synthetic import Profile, WindowBuilder
 
@@ -62,7 +63,7 @@ def fanout_window(share: float, caller_latency_ms: float = 20.0, caller_rpm: flo
 
 def test_error_impact_grows_with_the_share_of_requests_that_touch_the_callee():
     """The link is "how much of the caller's work fails", not a fixed strength."""
-    p = [probs(fanout_window(s), "leaf", "error")["a"] for s in (0.01, 0.03, 0.1, 0.5)]
+    p = [probs(fanout_window(s), "leaf", FaultKind.ERRORS)["a"] for s in (0.01, 0.03, 0.1, 0.5)]
     assert p[0] < 0.05  # 1 % of requests x an error rate < 100 %: never >= 1 % of a's requests
     assert p[0] < p[1] < 0.5 < p[2] < p[3]
     assert p[3] > 0.95
@@ -70,13 +71,13 @@ def test_error_impact_grows_with_the_share_of_requests_that_touch_the_callee():
 
 def test_effects_attenuate_over_hops_instead_of_compounding_a_fixed_strength():
     """a sees 10 % of leaf's failures; gw calls a on every request: same 10 % at gw."""
-    p = probs(fanout_window(0.1), "leaf", "error")
+    p = probs(fanout_window(0.1), "leaf", FaultKind.ERRORS)
     assert p["gw"] == pytest.approx(p["a"], abs=0.05)
     wb = WindowBuilder(baseline_minutes=45)  # two hops of 10 %: 1 % of the top at most
     wb.serve("top", Profile(rpm=1000)).call("user", "top", Profile(rpm=1000))
     wb.serve("mid", Profile(rpm=100)).call("top", "mid", Profile(rpm=100))
     wb.serve("leaf", Profile(rpm=10)).call("mid", "leaf", Profile(rpm=10))
-    p = probs(wb.build(), "leaf", "error")
+    p = probs(wb.build(), "leaf", FaultKind.ERRORS)
     assert p["mid"] > 0.6 and p["top"] < 0.05
 
 
@@ -85,16 +86,16 @@ def test_a_caller_too_quiet_to_collect_five_fault_errors_is_not_impacted_by_erro
     wb = WindowBuilder(baseline_minutes=45)
     wb.serve("busy", Profile(rpm=60)).call("busy", "db:redis/s", Profile(rpm=60))
     wb.serve("quiet", Profile(rpm=0.1)).call("quiet", "db:redis/s", Profile(rpm=0.1))
-    p = probs(wb.build(), "db:redis/s", "error")
+    p = probs(wb.build(), "db:redis/s", FaultKind.ERRORS)
     assert p["busy"] > 0.95 and p["quiet"] < 0.1
-    p = probs(wb.build(), "db:redis/s", "down")
+    p = probs(wb.build(), "db:redis/s", FaultKind.DOWN)
     assert p["busy"] == pytest.approx(1.0) and p["quiet"] < 0.2
 
 
 def test_latency_impact_is_relative_to_the_callers_own_duration():
     """Half of a's requests wait for leaf: +delay/2 is visible on 20 ms long before 2 s."""
-    fast = probs(fanout_window(0.5, caller_latency_ms=20.0), "leaf", "latency")["a"]
-    slow = probs(fanout_window(0.5, caller_latency_ms=2000.0), "leaf", "latency")["a"]
+    fast = probs(fanout_window(0.5, caller_latency_ms=20.0), "leaf", FaultKind.LATENCY)["a"]
+    slow = probs(fanout_window(0.5, caller_latency_ms=2000.0), "leaf", FaultKind.LATENCY)["a"]
     assert fast > 0.6 and slow < 0.1
 
 
@@ -110,7 +111,7 @@ def test_a_caller_that_swallows_callee_errors_passes_fewer_on():
 
     t_pass, t_swallow = traffic_totals(window(False)), traffic_totals(window(True))
     assert t_pass.passthrough["c"] > 0.9 and t_swallow.passthrough["c"] < 0.3
-    assert probs(window(True), "leaf", "error")["c"] < probs(window(False), "leaf", "error")["c"]
+    assert probs(window(True), "leaf", FaultKind.ERRORS)["c"] < probs(window(False), "leaf", FaultKind.ERRORS)["c"]
 
 
 def test_async_consumers_do_not_impact_their_producer():
@@ -130,7 +131,7 @@ def test_a_queue_fault_reaches_the_producer_but_not_the_consumers():
     b = blast_radius(wb.build(), "queue:kafka/t")
     by = {i.entity: i.probability for i in b.impacts}
     assert by["orders"] > 0.8 and "mailer" not in by
-    assert probs(wb.build(), "queue:kafka/t", "error")["orders"] > 0.95
+    assert probs(wb.build(), "queue:kafka/t", FaultKind.ERRORS)["orders"] > 0.95
 
 
 def test_a_fault_travels_around_a_call_loop():
@@ -140,7 +141,7 @@ def test_a_fault_travels_around_a_call_loop():
     wb.serve("a", Profile(rpm=100)).call("user", "a", Profile(rpm=100))
     wb.serve("b", Profile(rpm=150)).call("a", "b", Profile(rpm=100)).call("user", "b", Profile(rpm=50))
     wb.call("b", "a", Profile(rpm=50))
-    p = probs(wb.build(), "a", "error")
+    p = probs(wb.build(), "a", FaultKind.ERRORS)
     assert p["b"] > 0.6
 
 
@@ -154,7 +155,7 @@ def test_callers_whose_calls_do_not_reach_below_the_callee_are_not_exposed():
     wb.serve("heavy", Profile(rpm=100, latency_ms=60.0)).call("heavy", "mid", Profile(rpm=100, latency_ms=55.0))
     t = traffic_totals(wb.build())
     assert t.exposure[("light", "mid")] < 0.05 and t.exposure[("heavy", "mid")] > 1.5
-    p = probs(wb.build(), "deep", "error")
+    p = probs(wb.build(), "deep", FaultKind.ERRORS)
     assert p["heavy"] > 0.9 and p["light"] < 0.1
 
 
@@ -175,7 +176,7 @@ def test_host_saturation_shows_where_self_time_dominates():
 def test_unknown_fault_kind_is_an_even_mixture_of_error_and_latency():
     data = fanout_window(0.1)
     mix = probs(data, "leaf")
-    err, lat = probs(data, "leaf", "error"), probs(data, "leaf", "latency")
+    err, lat = probs(data, "leaf", FaultKind.ERRORS), probs(data, "leaf", FaultKind.LATENCY)
     for k in mix:
         assert mix[k] == pytest.approx((err[k] + lat[k]) / 2)
 
@@ -196,7 +197,7 @@ def test_blast_radius_rejects_unknown_entities_fault_kinds_and_ranking_networks(
         blast_radius(data, "nope")
     with pytest.raises(InvalidArgument, match="fault_kind"):
         blast_radius(data, "api", fault_kind="meteor")
-    assert blast_radius(data, "api", fault_kind="latency").entity == "api"
+    assert blast_radius(data, "api", fault_kind="latency").entity == "api"  # its name works too
     with pytest.raises(InvalidArgument, match="window_or_model"):
         blast_radius(build_model(score_window(data)), "api")
     with pytest.raises(InvalidArgument, match="error_rate"):
@@ -240,21 +241,21 @@ def test_an_observed_fault_size_replaces_the_prior_with_a_band_around_it():
     """a calls leaf on 10 % of its requests: a visible share (>= 1 %) needs leaf failing >= 10 %."""
     data = fanout_window(0.1)
     model = whatif_model(data)
-    unknown = impact_probabilities(model, "leaf", "error")["a"]
-    small = impact_probabilities(model, "leaf", "error", fault_size=0.02)["a"]  # 0.2-0.4 % of a fails
-    big = impact_probabilities(model, "leaf", "error", fault_size=0.6)["a"]  # 3-10 %
+    unknown = impact_probabilities(model, "leaf", FaultKind.ERRORS)["a"]
+    small = impact_probabilities(model, "leaf", FaultKind.ERRORS, fault_size=0.02)["a"]  # 0.2-0.4 % of a fails
+    big = impact_probabilities(model, "leaf", FaultKind.ERRORS, fault_size=0.6)["a"]  # 3-10 %
     assert small == 0.0 and big > 0.999 and 0.0 < unknown < 0.999
     # latency: a's mean is ~20 ms, 20 % more is ~4 ms; a's calls to leaf are 1 in 10
-    assert impact_probabilities(model, "leaf", "latency", fault_size=5.0)["a"] == 0.0
-    assert impact_probabilities(model, "leaf", "latency", fault_size=400.0)["a"] > 0.999
+    assert impact_probabilities(model, "leaf", FaultKind.LATENCY, fault_size=5.0)["a"] == 0.0
+    assert impact_probabilities(model, "leaf", FaultKind.LATENCY, fault_size=400.0)["a"] > 0.999
     # saturation of the service itself: a factor on its self time, banded around the slowdown
-    assert impact_probabilities(model, "leaf", "saturation", fault_size=1.01)["a"] == 0.0
-    assert impact_probabilities(model, "leaf", "saturation", fault_size=200.0)["a"] > 0.999
+    assert impact_probabilities(model, "leaf", FaultKind.SATURATION, fault_size=1.01)["a"] == 0.0
+    assert impact_probabilities(model, "leaf", FaultKind.SATURATION, fault_size=200.0)["a"] > 0.999
     # no kind: a size means nothing, the propagation ignores it and blast_radius refuses it
     assert impact_probabilities(model, "leaf", None, fault_size=0.3) == impact_probabilities(model, "leaf")
-    for kind, size, why in ((None, 0.3, "needs a fault kind"), ("down", 0.3, "needs a fault kind"),
-                            ("error", 1.5, "failing share"), ("saturation", 0.5, "slowdown factor"),
-                            ("latency", -1.0, ">= 0"), ("latency", float("nan"), ">= 0")):
+    for kind, size, why in ((None, 0.3, "needs a fault kind"), (FaultKind.DOWN, 0.3, "needs a fault kind"),
+                            (FaultKind.ERRORS, 1.5, "failing share"), (FaultKind.SATURATION, 0.5, "slowdown factor"),
+                            (FaultKind.LATENCY, -1.0, ">= 0"), (FaultKind.LATENCY, float("nan"), ">= 0")):
         with pytest.raises(InvalidArgument, match=why):
             blast_radius(model, "leaf", kind, fault_size=size)
     with pytest.raises(InvalidArgument, match="size_band"):
@@ -264,10 +265,10 @@ def test_an_observed_fault_size_replaces_the_prior_with_a_band_around_it():
 def test_a_host_that_fails_takes_its_services_and_their_callers_with_it():
     """errors / latency / down on a host act on every service running on it."""
     data = chain_window()  # orders and billing run on host:h1
-    for kind, size in (("down", 0.0), ("error", 0.5), ("latency", 500.0)):
+    for kind, size in ((FaultKind.DOWN, 0.0), (FaultKind.ERRORS, 0.5), (FaultKind.LATENCY, 500.0)):
         p = probs(data, "host:h1", kind) if not size else \
             impact_probabilities(whatif_model(data), "host:h1", kind, fault_size=size)
         assert p["orders"] > 0.99 and p["billing"] > 0.99 and p["api"] > 0.99, (kind, p)
         assert "search" not in p and "host:h1" not in p
-    b = blast_radius(data, "host:h1", "down")
+    b = blast_radius(data, "host:h1", FaultKind.DOWN)
     assert b.entry_traffic_share_affected > 0.5  # web, behind api, is 80 % of entries

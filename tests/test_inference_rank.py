@@ -192,7 +192,7 @@ def test_a_cause_reports_the_fault_kind_its_own_evidence_shows():
     assert r.causes[0].entity == "slow" and r.causes[0].fault_kind == "latency"
     assert r.causes[0].fault_size == pytest.approx(380 - 6, rel=0.15)  # self time 380 ms vs 6 ms baseline
     quiet = [c for c in r.causes if not any(i.entity == c.entity and i.signal != "deployment" for i in c.evidence)]
-    assert all(c.fault_kind == "" for c in quiet)  # no own evidence: kind unknown
+    assert all(c.fault_kind is None for c in quiet)  # no own evidence: kind unknown
 
 
 def test_observed_fault_picks_the_stronger_detector_and_reads_its_size():
@@ -204,7 +204,7 @@ def test_observed_fault_picks_the_stronger_detector_and_reads_its_size():
     assert observed_fault(svc, (item("error_rate", 0.6, 0.3, 0.01), item("latency_p95", 0.9, 500, 100))) \
         == ("latency", 400)
     assert observed_fault(svc, (item("self_time", 0.7, 9, 3), item("exclusive_errors", 0.7, 0.2, 0.0)))[0] == "errors"
-    assert observed_fault(svc, (item("deployment", 1.0), item("traffic", 0.9))) == ("", 0.0)
+    assert observed_fault(svc, (item("deployment", 1.0), item("traffic", 0.9))) == (None, 0.0)
     # size: the error share added; for a backend, on its callers' calls
     assert observed_fault(db, (item("a\u2192db:x error_rate", 0.5, 0.42, 0.02),)) == ("errors", pytest.approx(0.4))
     # latency: self time (a mean) before p95 before p99, whatever their scores
@@ -220,4 +220,4 @@ def test_observed_fault_picks_the_stronger_detector_and_reads_its_size():
         == ("saturation", 4.0)  # the median of an even count: the mean of the middle two
     assert observed_fault(host, (item("latency_p95", 0.9, 200, 50),)) == ("saturation", 0.0)
     assert observed_fault(host, (item("exclusive_errors", 0.9, 0.3, 0.0),)) == ("errors", pytest.approx(0.3))
-    assert observed_fault(host, ()) == ("", 0.0)
+    assert observed_fault(host, ()) == (None, 0.0)
