@@ -65,14 +65,14 @@ def cmd_neo4j(args: argparse.Namespace) -> int:
 
 # -- graph ----------------------------------------------------------------------------
 
-def _open_store(settings: Settings):  # noqa: ANN202
+def _open_graph(settings: Settings):  # noqa: ANN202
+    """A driver to the configured Neo4j, with the schema in place."""
+    from rootgraph.graph.admin import GraphAdmin
     from rootgraph.graph.connect import open_driver
-    from rootgraph.graph.store import GraphStore
 
     driver = open_driver(settings, log=lambda m: err_console.print(f"[dim]{m}[/dim]"))
-    store = GraphStore(driver, settings.neo4j_database)
-    store.ensure_schema()
-    return driver, store
+    GraphAdmin(driver, settings.neo4j_database).ensure_schema()
+    return driver
 
 
 def render_graph(entities, calls, runs_on, as_json: bool) -> None:  # noqa: ANN001
@@ -100,9 +100,12 @@ def render_graph(entities, calls, runs_on, as_json: bool) -> None:  # noqa: ANN0
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    driver, store = _open_store(_settings(args))
+    from rootgraph.graph.reader import WindowReader
+
+    settings = _settings(args)
+    driver = _open_graph(settings)
     try:
-        render_graph(*store.service_graph(), as_json=args.json)
+        render_graph(*WindowReader(driver, settings.neo4j_database).service_graph(), as_json=args.json)
     finally:
         driver.close()
     return 0
@@ -152,13 +155,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
+    from rootgraph.graph.admin import GraphAdmin
+    from rootgraph.graph.writer import GraphWriter
     from rootgraph.ingest.config import IngestConfig
     from rootgraph.ingest.files import ingest_paths
     from rootgraph.ingest.pipeline import Ingestor
 
     settings = _settings(args)
-    driver, store = _open_store(settings)
-    ingestor = Ingestor(store, IngestConfig(bucket_seconds=settings.bucket_seconds))
+    driver = _open_graph(settings)
+    ingestor = Ingestor(GraphWriter(driver, settings.neo4j_database),
+                        IngestConfig(bucket_seconds=settings.bucket_seconds))
     errors: list[str] = []
     spans = payloads = duplicates = 0
     try:
@@ -174,7 +180,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 progress.update(task, advance=outcome.accepted_spans,
                                 description=f"{spans} spans from {outcome.location.split(':')[0]}")
         ingestor.flush_all()
-        counts = store.counts()
+        counts = GraphAdmin(driver, settings.neo4j_database).counts()
     finally:
         driver.close()
     stats = ingestor.stats()
@@ -348,7 +354,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     from rootgraph.modelops import ModelOps
 
     settings = _settings(args)
-    driver, _store = _open_store(settings)
+    driver = _open_graph(settings)
     try:
         ops = ModelOps(ModelStore(driver, settings.neo4j_database), IncidentStore(driver, settings.neo4j_database))
         if args.action in ("evaluate", "promote") and not args.version:

@@ -60,10 +60,10 @@ def run_demo(settings: Settings, *, console: Console, as_json: bool = False) -> 
     driver = open_driver(settings, log=lambda m: say(f"[dim]{m}[/dim]"))
     seed = 7
     if settings.uses_local_neo4j:
-        from rootgraph.graph.store import GraphStore
+        from rootgraph.graph.admin import GraphAdmin
 
         say("[dim]Resetting the local demo graph…[/dim]")
-        GraphStore(driver, settings.neo4j_database).clear()
+        GraphAdmin(driver, settings.neo4j_database).clear()
     else:
         seed = int(time.time())  # never reuse span ids on a shared server (ingest dedups them)
     app = App(replace(settings, api_address="127.0.0.1:0", otlp_grpc_address="127.0.0.1:0",
