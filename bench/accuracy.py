@@ -11,7 +11,7 @@ Per case of ``rootgraph.simulate.suite()``:
    (``bench/out/cases/<case>/``, reused while the spec is unchanged);
 2. rootgraph's ``App`` runs in-process on loopback ports over the benchmark's own local
    Neo4j (instance ``accuracy``, Bolt 47787, HTTP 47774); the graph is cleared
-   (``GraphStore.clear``) and the lines are replayed into ``POST /v1/traces`` as the
+   (``GraphAdmin.clear``) and the lines are replayed into ``POST /v1/traces`` as the
    OTLP/HTTP exporter sends them (protobuf, 4 requests in flight: several SDKs export
    at once); then ``Ingestor.flush_all`` lands the halves still waiting for a partner;
 3. the label's deployments are recorded through ``RecordDeployment`` (gRPC): every

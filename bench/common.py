@@ -114,7 +114,7 @@ class Service:
     def reset(self) -> None:
         """Forget the previous case: waiting span halves, then every node in Neo4j."""
         self.app.ingestor.flush_all()
-        self.app.graph.clear()
+        self.app.admin.clear()
 
     def replay(self, traces: Path) -> tuple[int, float]:
         """POST every line of ``traces`` as protobuf; returns (requests, seconds)."""

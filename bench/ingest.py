@@ -31,7 +31,7 @@ from pathlib import Path
 from rootgraph.config import load_settings
 from rootgraph.graph.connect import open_driver
 from rootgraph.graph.local import LocalNeo4j
-from rootgraph.graph.store import GraphStore
+from rootgraph.graph.admin import GraphAdmin
 from rootgraph.simulate.replay import ReplayDriver, ReplayTemplate, build_template
 from rootgraph.simulate.serverproc import ServerProcess
 
@@ -39,19 +39,19 @@ TARGET = 30_000
 
 
 def bench_neo4j(instance: str = "bench", bolt: int = 47687, http: int = 47474):  # noqa: ANN201
-    """Start (or reuse) the dedicated local Neo4j; return (LocalNeo4j, driver, store)."""
+    """Start (or reuse) the dedicated local Neo4j; return (LocalNeo4j, driver, admin, started)."""
     settings = load_settings(local_instance=instance, local_bolt_port=bolt, local_http_port=http,
                              local_heap="1g", local_pagecache="512m")
     local = LocalNeo4j(settings)
     started = not local.status().running
     driver = open_driver(settings, log=lambda m: None)
-    store = GraphStore(driver, settings.neo4j_database)
-    return local, driver, store, started
+    admin = GraphAdmin(driver, settings.neo4j_database)
+    return local, driver, admin, started
 
 
-def run_phase(name: str, template: ReplayTemplate, local: LocalNeo4j, driver, store: GraphStore,  # noqa: ANN001
+def run_phase(name: str, template: ReplayTemplate, local: LocalNeo4j, driver, admin: GraphAdmin,  # noqa: ANN001
               args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> dict:
-    store.clear()
+    admin.clear()
     server = ServerProcess(local.bolt_uri, local.password_file, workdir / f"server-{name}.log", env).start()
     endpoint = server.otlp_grpc if args.protocol == "grpc" else server.otlp_http
     drv = ReplayDriver(template, endpoint, str(workdir), protocol=args.protocol,
@@ -75,7 +75,7 @@ def run_phase(name: str, template: ReplayTemplate, local: LocalNeo4j, driver, st
     metrics = server.metrics()
     peak = server.memory_kb()["VmHWM"]
     server.stop()  # graceful: drains and flushes waiting halves before the count
-    got = store.ingest_totals()
+    got = admin.ingest_totals()
     warm = max(5.0, args.duration * 0.1)
     steady = [(t, n) for t, n in samples if t >= warm]
     steady_rate = ((steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.duration, args.template_spans, args.sample_s = 15.0, 20_000, 5.0
 
-    local, driver, store, started = bench_neo4j()
+    local, driver, admin, started = bench_neo4j()
     try:
         t = time.monotonic()
         template = build_template(args.template_spans)
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         with tempfile.TemporaryDirectory(prefix="rootgraph-bench-") as tmp:
             for name, env in phases:
-                results.append(run_phase(name, template, local, driver, store, args, Path(tmp), env))
+                results.append(run_phase(name, template, local, driver, admin, args, Path(tmp), env))
     finally:
         driver.close()
         if started:

@@ -25,7 +25,7 @@ client (so gRPC, Neo4j reads, inference and the incident audit write are all inc
   "now" under ingest; BlastRadius reads complete minutes only, so the model is reused);
   and *cold* (caches emptied before each call);
 * a per-phase split of one RankCauses, measured in-process on the same graph with the
-  same code the servicer runs: Neo4j read (``GraphStore.read_window``), evidence scoring
+  same code the servicer runs: Neo4j read (``WindowReader.read_window``), evidence scoring
   (``score_window``), model build, posteriors (pgmpy), explanations (the rest of
   ``RootCauseRanker.rank``) and the audit write (``IncidentStore.save_incident``, via
   the servicer's own path: total gRPC time minus the other phases);
@@ -85,11 +85,11 @@ def phases(svc: Service, labels, bucket: int) -> dict[str, float]:
     """One RankCauses split into its phases, in-process on the same graph."""
     inc = Window(int(labels.incident[0]) // bucket * bucket, -(-int(labels.incident[1]) // bucket) * bucket)
     base = Window(inc.start_s - 1800, inc.start_s)
-    svc.app.graph.drop_caches()
+    svc.app.reader.drop_caches()
     tc = time.perf_counter()
-    svc.app.graph.read_window(inc, base, bucket)
+    svc.app.reader.read_window(inc, base, bucket)
     t0 = time.perf_counter()
-    data = svc.app.graph.read_window(inc, base, bucket)
+    data = svc.app.reader.read_window(inc, base, bucket)
     t1 = time.perf_counter()
     ev = score_window(data)
     t2 = time.perf_counter()
@@ -112,7 +112,7 @@ def profile_rank(svc: Service, labels) -> str:
     base = Window(inc.start_s - 1800, inc.start_s)
     pr = cProfile.Profile()
     pr.enable()
-    data = svc.app.graph.read_window(inc, base, bucket)
+    data = svc.app.reader.read_window(inc, base, bucket)
     svc.app.ranker.rank(data, (), 5)
     pr.disable()
     s = io.StringIO()
@@ -128,7 +128,7 @@ def run_size(svc: Service, n: int, repeats: int, peers: bool, peer_cap_s: float,
     reqs, replay_s = replay(svc, d / "traces.jsonl")
     out: dict = {"n": n, "spans": labels.spans, "replay_s": round(replay_s, 1)}
     def cold() -> None:  # forget every cached read and what-if network (a first call)
-        svc.app.graph.drop_caches()
+        svc.app.reader.drop_caches()
         svc.app.whatif.clear()
 
     with RootGraphClient(svc.api, timeout_s=120) as rg:
@@ -149,8 +149,8 @@ def run_size(svc: Service, n: int, repeats: int, peers: bool, peer_cap_s: float,
         last = -(-int(labels.incident[1]) // b) * b - b  # the window's last bucket
         rank_live = []
         for i in range(repeats):
-            svc.app.graph.apply_delta(GraphDelta(batch_id=f"touch-{n}-{i}-{time.time_ns()}", service_buckets={
-                ("bench/touch", last): StatsBucket()}))
+            svc.app.writer.apply_deltas([GraphDelta(batch_id=f"touch-{n}-{i}-{time.time_ns()}", service_buckets={
+                ("bench/touch", last): StatsBucket()})])
             t = time.perf_counter()
             rg.rank_causes(labels.incident[0], labels.incident[1], top_k=5)
             rank_live.append((time.perf_counter() - t) * 1e3)
@@ -186,8 +186,8 @@ def run_size(svc: Service, n: int, repeats: int, peers: bool, peer_cap_s: float,
         blast_live = []
         builds = svc.app.whatif.builds
         for i, e in enumerate(targets):
-            svc.app.graph.apply_delta(GraphDelta(batch_id=f"touch-blast-{n}-{i}-{time.time_ns()}", service_buckets={
-                ("bench/touch", minute): StatsBucket()}))
+            svc.app.writer.apply_deltas([GraphDelta(batch_id=f"touch-blast-{n}-{i}-{time.time_ns()}", service_buckets={
+                ("bench/touch", minute): StatsBucket()})])
             t = time.perf_counter()
             rg.blast_radius(e, at=minute + bucket / 2)
             blast_live.append((time.perf_counter() - t) * 1e3)

@@ -119,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     duration = args.minutes * 60
 
-    local, driver, store, started = bench_neo4j()
+    local, driver, admin, started = bench_neo4j()
     try:
-        store.clear()
+        admin.clear()
         template = build_template(90_000)
         with tempfile.TemporaryDirectory(prefix="rootgraph-load-") as tmp:
             server = ServerProcess(local.bolt_uri, local.password_file, Path(tmp) / "server.log",
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
             if api is not server:
                 api.stop()
-        got = store.ingest_totals()
+        got = admin.ingest_totals()
     finally:
         driver.close()
         if started:

@@ -131,7 +131,7 @@ class Deployment:
 class GraphDelta:
     """Everything one ingest batch contributes to the graph.
 
-    Produced by ``ingest/``, written by ``graph.store.GraphStore.apply_delta`` in one
+    Produced by ``ingest/``, written by ``graph.writer.GraphWriter.apply_deltas`` in one
     managed transaction together with ``batch_id`` so that a re-sent batch is applied
     once.
     """
@@ -212,7 +212,7 @@ class WindowData:
     #: deployments whose ``at_ms`` falls in [baseline.start, incident.end)
     deployments: tuple[Deployment, ...]
     #: identifies the stored data this was read from: two reads with the same non-empty
-    #: version returned equal windows (``GraphStore.read_window``; lets a caller reuse
+    #: version returned equal windows (``WindowReader.read_window``; lets a caller reuse
     #: results computed from it). Empty when unknown (built by hand, decoded).
     version: str = ""
 

@@ -9,12 +9,12 @@ How it stays correct (Neo4j remains the system of record):
 
 * every ingest transaction that adds to the buckets of time ``t`` also sets
   ``(:BucketStamp {t}).v`` to a fresh random token, in the same transaction
-  (``graph/store.py``);
+  (``graph/writer.py``);
 * a read first fetches the stamps of its range, then re-reads from Neo4j only the
   times whose stamp differs from the cached block's (or that are not cached). Stamps
   are read *before* rows, so a block can only ever be newer than its stamp, never
   older: a concurrent write just causes one more re-read on the next call;
-* no stamp means no rows (``GraphStore.clear``/``prune`` delete both), so a time without
+* no stamp means no rows (``GraphAdmin.clear``/``prune`` delete both), so a time without
   a stamp is empty and its cached block, if any, is dropped.
 
 This works across processes (an API process separate from the ingest process) because
@@ -30,7 +30,15 @@ from dataclasses import dataclass
 
 from rootgraph.graph.model import BucketRow
 
-__all__ = ["Block", "BucketCache"]
+__all__ = ["Block", "BucketCache", "STAMP_BUCKETS"]
+
+#: The one statement that stamps bucket times (``$ts``) with a fresh token (``$v``); run
+#: by every transaction that changes their rows (``GraphWriter``, ``GraphAdmin.prune``).
+STAMP_BUCKETS = """
+UNWIND $ts AS t
+MERGE (s:BucketStamp {t: t})
+SET s.v = $v
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +53,7 @@ class Block:
 
 
 class BucketCache:
-    """LRU map ``t -> Block``; thread-safe (gRPC worker threads share one store)."""
+    """LRU map ``t -> Block``; thread-safe (gRPC worker threads share one reader)."""
 
     def __init__(self, max_blocks: int = 150) -> None:
         if max_blocks < 0:

@@ -2,7 +2,7 @@
 
 :class:`Ingestor` only wires the engine (STYLE.md #5): decode (``spans``) → pair against
 the store in a transaction (``pairing``, ``store``) → self time (``selftime``) →
-aggregate (``aggregate``) → ``sink.apply_delta`` → commit the transaction.
+aggregate (``aggregate``) → ``sink.apply_deltas`` → commit the transaction.
 
 Why commit last: if the sink raises, nothing is remembered, so the client's retry of the
 same spans pairs and counts them exactly once. Why the batch id is a hash of the sorted
@@ -168,7 +168,6 @@ class Ingestor:
         fails, every member fails (retryable) and the pairing memory is unchanged. A
         member already committed by this process, or repeated within the group, is not
         paired again; the sink skips members whose ``batch_id`` it already holds.
-        Requires a sink with ``apply_deltas``.
         """
         with self._lock:
             txn = self._store.begin()
@@ -181,7 +180,7 @@ class Ingestor:
                 deltas.append(self._pair_and_aggregate(b, txn))
             c = self._counters
             try:
-                applied = self._sink.apply_deltas(deltas) if deltas else []  # type: ignore[attr-defined]
+                applied = self._sink.apply_deltas(deltas) if deltas else []
             except Exception:
                 c["batches_failed"] += len(batches)
                 raise
@@ -237,7 +236,7 @@ class Ingestor:
     def _apply(self, delta: GraphDelta, txn: PairingTxn) -> bool:
         c = self._counters
         try:
-            applied = self._sink.apply_delta(delta)
+            (applied,) = self._sink.apply_deltas([delta])
         except Exception:
             c["batches_failed"] += 1
             raise

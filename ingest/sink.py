@@ -1,13 +1,9 @@
 """Where ingest hands its deltas: the :class:`DeltaSink` protocol and its fake.
 
-The graph store implements :class:`DeltaSink`; ingest knows nothing else about it
+``graph.writer.GraphWriter`` implements :class:`DeltaSink`; ingest knows nothing else about it
 (STYLE.md #2). :class:`InMemorySink` is the fake for unit tests of pure logic (STYLE.md
 #9): it keeps the sum of everything applied, deduplicated by ``batch_id`` exactly as the
-real store must be.
-
-Storage failures are one type for both stages: :data:`SinkUnavailable` is graph's
-``StoreUnavailable`` re-exported (why: see its comment below), so the edge maps one
-"unavailable" concept, retryable by its type.
+real writer must be.
 """
 
 from __future__ import annotations
@@ -18,7 +14,7 @@ from typing import Protocol, runtime_checkable
 from rootgraph.graph.errors import StoreUnavailable
 from rootgraph.graph.model import Deployment, Entity, GraphDelta, StatsBucket
 
-__all__ = ["DeltaSink", "GroupDeltaSink", "InMemorySink", "SinkUnavailable"]
+__all__ = ["DeltaSink", "InMemorySink", "SinkUnavailable"]
 
 
 #: Storage is down or timed out; the same batch may be retried later (``retryable``).
@@ -35,28 +31,17 @@ SinkUnavailable = StoreUnavailable
 
 @runtime_checkable
 class DeltaSink(Protocol):
-    """Applies one batch's :class:`GraphDelta` atomically and idempotently."""
-
-    def apply_delta(self, delta: GraphDelta) -> bool:
-        """Apply ``delta`` in one transaction together with its ``batch_id``.
-
-        Returns False, changing nothing, if that ``batch_id`` was already applied.
-        Raises an exception whose type has ``retryable = True`` (e.g.
-        :class:`SinkUnavailable`) when storage is unavailable; then nothing was applied,
-        or — if the failure hid a successful commit — a retry returns False.
-        """
-        ...
-
-
-@runtime_checkable
-class GroupDeltaSink(DeltaSink, Protocol):
-    """A sink that can also apply several batches in one transaction (group commit)."""
+    """Applies batches' :class:`GraphDelta` atomically and idempotently."""
 
     def apply_deltas(self, deltas: list[GraphDelta]) -> list[bool]:
         """Apply every delta whose ``batch_id`` is new, all in one transaction.
 
-        Returns, per delta, True if applied now and False if it was already there.
-        Raises (retryable) with nothing applied when storage is unavailable.
+        Returns, per delta, True if applied now and False (changing nothing) if that
+        ``batch_id`` was already applied. One batch is a list of one; several are a
+        group commit (``ingest/group.py``). Raises an exception whose type has
+        ``retryable = True`` (e.g. :class:`SinkUnavailable`) when storage is unavailable;
+        then nothing was applied, or — if the failure hid a successful commit — a retry
+        returns False.
         """
         ...
 
@@ -92,11 +77,20 @@ class InMemorySink:
     calls: int = 0
     _seen: set[str] = field(default_factory=set, repr=False)
 
-    def apply_delta(self, delta: GraphDelta) -> bool:
-        self.calls += 1
+    def apply_deltas(self, deltas: list[GraphDelta]) -> list[bool]:
+        """All or nothing, like the real writer's single transaction."""
         if self.fail_next > 0:
             self.fail_next -= 1
+            self.calls += 1
             raise SinkUnavailable("in-memory sink told to fail")
+        out = [self._apply(d) for d in deltas]
+        if self.fail_after_apply > 0:
+            self.fail_after_apply -= 1
+            raise SinkUnavailable("in-memory sink applied, then lost the ack")
+        return out
+
+    def _apply(self, delta: GraphDelta) -> bool:
+        self.calls += 1
         if delta.batch_id in self._seen:
             return False
         self._seen.add(delta.batch_id)
@@ -115,23 +109,7 @@ class InMemorySink:
             self.deployments.setdefault(deployment.id, deployment)
         self.async_edges |= delta.async_edges
         self.spans += delta.spans
-        if self.fail_after_apply > 0:
-            self.fail_after_apply -= 1
-            raise SinkUnavailable("in-memory sink applied, then lost the ack")
         return True
-
-    def apply_deltas(self, deltas: list[GraphDelta]) -> list[bool]:
-        """All or nothing, like the real store's single transaction."""
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            self.calls += 1
-            raise SinkUnavailable("in-memory sink told to fail")
-        lost_ack, self.fail_after_apply = self.fail_after_apply, 0
-        out = [self.apply_delta(d) for d in deltas]
-        if lost_ack:
-            self.fail_after_apply = lost_ack - 1
-            raise SinkUnavailable("in-memory sink applied, then lost the ack")
-        return out
 
     def service_total(self, service: str) -> StatsBucket:
         """Sum of a service's buckets (test convenience)."""

@@ -73,8 +73,8 @@ def _log(message: str) -> None:
 def cmd_graph(args: argparse.Namespace) -> int:
     from rootgraph.server.wiring import open_graph
 
-    with open_graph(_settings(args), log=_log) as (_driver, store):
-        render_graph(*store.service_graph(), console, as_json=args.json)
+    with open_graph(_settings(args), log=_log) as g:
+        render_graph(*g.reader.service_graph(), console, as_json=args.json)
     return 0
 
 
@@ -122,8 +122,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     settings = _settings(args)
     errors: list[str] = []
     spans = payloads = duplicates = 0
-    with open_graph(settings, log=_log) as (_driver, store):
-        ingestor = file_ingestor(settings, store)
+    with open_graph(settings, log=_log) as g:
+        ingestor = file_ingestor(settings, g.writer)
         with Progress(console=err_console, transient=True, disable=args.json) as progress:
             task = progress.add_task("ingesting", total=None)
             for outcome in ingest_paths(ingestor, args.files):
@@ -136,7 +136,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 progress.update(task, advance=outcome.accepted_spans,
                                 description=f"{spans} spans from {outcome.location.split(':')[0]}")
         ingestor.flush_all()
-        counts = store.counts()
+        counts = g.admin.counts()
     stats = ingestor.stats()
     summary = {
         "spans": spans, "payloads": payloads, "duplicate_payloads": duplicates,
@@ -240,8 +240,8 @@ def cmd_model(args: argparse.Namespace) -> int:
     from rootgraph.server.wiring import model_stores, open_graph
 
     settings = _settings(args)
-    with open_graph(settings, log=_log) as (driver, _store):
-        ops = ModelOps(*model_stores(settings, driver))
+    with open_graph(settings, log=_log) as g:
+        ops = ModelOps(*model_stores(settings, g.driver))
         if args.action in ("evaluate", "promote") and not args.version:
             raise ConfigError(f"version: `rootgraph model {args.action}` needs a VERSION")
         if args.action == "train":

@@ -58,11 +58,11 @@ def run_demo(settings: Settings, *, console: Console, as_json: bool = False, wid
     say(f"[bold]rootgraph demo[/bold] — {DEMO_SCENARIO}\n")
     # Never reuse span ids on a shared server (ingest dedups them); the local graph is reset.
     seed = 7 if settings.uses_local_neo4j else int(time.time())
-    with open_graph(settings, log=lambda m: say(f"[dim]{m}[/dim]")) as (driver, store):
+    with open_graph(settings, log=lambda m: say(f"[dim]{m}[/dim]")) as g:
         if settings.uses_local_neo4j:
             say("[dim]Resetting the local demo graph…[/dim]")
-            store.clear()
-        app = build_app(settings, driver, ephemeral_ports=True).start()
+            g.admin.clear()
+        app = build_app(settings, g.driver, ephemeral_ports=True).start()
         try:
             api, otlp = app.ports["api"], app.ports["otlp_grpc"]
             say(f"Server up: API 127.0.0.1:{api}, OTLP gRPC 127.0.0.1:{otlp}, "

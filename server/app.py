@@ -3,7 +3,7 @@
 One process: a gRPC server (``RootCause`` + OTLP ``TraceService`` + health +
 reflection) bound to the API address and the OTLP/gRPC address, and the OTLP/HTTP
 receiver. Background threads: Neo4j health, pairing expiry (``Ingestor.tick``),
-retention pruning and the read-cache warmer (``GraphStore.warm``). ``stop`` drains
+retention pruning and the read-cache warmer (``WindowReader.warm``). ``stop`` drains
 in-flight RPCs first (grace period), then flushes the waiting span halves so they are
 written, not lost.
 
@@ -33,10 +33,12 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from rootgraph import __version__
 from rootgraph.config import Settings
+from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.incidents import IncidentStore
 from rootgraph.graph.model import GraphDelta
 from rootgraph.graph.models import ModelStore
-from rootgraph.graph.store import GraphStore
+from rootgraph.graph.reader import WindowReader
+from rootgraph.graph.writer import GraphWriter
 from rootgraph.ingest.config import IngestConfig
 from rootgraph.ingest.group import GroupCommitter
 from rootgraph.ingest.pipeline import Ingestor
@@ -71,22 +73,19 @@ class TlsFiles:
 
 
 class _TimedSink:
-    """Measures Neo4j write latency around the store's ``apply_delta``."""
+    """Measures Neo4j write latency around the writer's ``apply_deltas`` (a ``DeltaSink``)."""
 
-    def __init__(self, store: GraphStore) -> None:
-        self._store = store
+    def __init__(self, writer: GraphWriter) -> None:
+        self._writer = writer
         self.count = 0
         self.batches = 0
         self.total_ms = 0.0
         self.max_ms = 0.0
 
-    def apply_delta(self, delta: GraphDelta) -> bool:
-        return self.apply_deltas([delta])[0]
-
     def apply_deltas(self, deltas: list[GraphDelta]) -> list[bool]:
         t0 = time.perf_counter()
         try:
-            return self._store.apply_deltas(deltas)
+            return self._writer.apply_deltas(deltas)
         finally:
             ms = (time.perf_counter() - t0) * 1000
             self.count += 1
@@ -121,10 +120,13 @@ class App:
         self.role = role
         ingest, api = role in ("all", "ingest"), role in ("all", "api")
         self.settings = settings
-        self.graph = GraphStore(driver, settings.neo4j_database, cache_buckets=settings.window_cache_buckets)
-        self.graph.ensure_schema()
-        self.incidents = IncidentStore(driver, settings.neo4j_database)
-        self._sink = _TimedSink(self.graph)
+        db = settings.neo4j_database
+        self.admin = GraphAdmin(driver, db)
+        self.admin.ensure_schema()
+        self.writer = GraphWriter(driver, db)
+        self.reader = WindowReader(driver, db, cache_buckets=settings.window_cache_buckets)
+        self.incidents = IncidentStore(driver, db)
+        self._sink = _TimedSink(self.writer)
         self.ingestor = Ingestor(self._sink, IngestConfig(bucket_seconds=settings.bucket_seconds))
         self.committer = GroupCommitter(self.ingestor, max_requests=settings.ingest_group_max,
                                         available=lambda: self.health.serving)
@@ -151,7 +153,8 @@ class App:
         hosted: list[str] = []
         if api:
             hosted.append(add_service(self._grpc, rootgraph_pb2.DESCRIPTOR.services_by_name["RootCause"],
-                                      RootCauseServicer(self.graph, self.incidents, self.ranker, self.whatif,
+                                      RootCauseServicer(self.reader, self.incidents, self.ranker, self.whatif,
+                                                        deployments=self.writer,
                                                         bucket_seconds=settings.bucket_seconds)))
         if ingest:
             hosted.append(add_service(self._grpc, trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"],
@@ -163,7 +166,7 @@ class App:
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ), self._grpc)
-        self.health = HealthMonitor(self._health_servicer, self.graph.ping)
+        self.health = HealthMonitor(self._health_servicer, self.admin.ping)
 
         creds = server_credentials(tls.cert, tls.key, tls.client_ca) if tls else None
         self.ports: dict[str, int] = {}
@@ -220,12 +223,12 @@ class App:
         if self.health.serving:
             now = int(time.time())
             span = min(WARM_SPAN_S, self.settings.window_cache_buckets * self.settings.bucket_seconds)
-            self.graph.warm(now - span, now + self.settings.bucket_seconds, timeout_s=10.0)
+            self.reader.warm(now - span, now + self.settings.bucket_seconds, timeout_s=10.0)
 
     def _prune(self) -> None:
         now = time.time()
         cutoff = int(now - self.settings.retention_hours * 3600)
-        self.graph.prune(older_than_s=cutoff, batch_ids_older_than_ms=int((now - 86400) * 1000))
+        self.admin.prune(older_than_s=cutoff, batch_ids_older_than_ms=int((now - 86400) * 1000))
 
     def start(self) -> "App":
         tune_gc()

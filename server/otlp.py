@@ -14,35 +14,44 @@ exports share one Neo4j transaction; a call's gRPC deadline bounds its wait.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from rootgraph.ingest.group import GroupCommitter
-from rootgraph.ingest.pipeline import Ingestor
+from rootgraph.ingest.pipeline import IngestResult
 from rootgraph.server.errors import classify
 
 #: Back-off suggested to clients on retryable errors (Neo4j down, overloaded, deadline).
 RETRY_DELAY_S = 1
 _RETRY_INFO = RetryInfo(retry_delay=Duration(seconds=RETRY_DELAY_S)).SerializeToString()
 
-__all__ = ["IngestConsumer", "TraceServiceServicer"]
+__all__ = ["IngestConsumer", "RequestIngest", "TraceServiceServicer"]
+
+
+class RequestIngest(Protocol):
+    """What the receivers need of the ingest stage (``ingest.group.GroupCommitter``)."""
+
+    def submit(self, payload: bytes | trace_service_pb2.ExportTraceServiceRequest,
+               content_type: str = "application/x-protobuf", timeout_s: float | None = None) -> IngestResult:
+        """Ingest one request; return once it is committed. ``timeout_s`` (None: the
+        ingest default) bounds the wait; raises ``MalformedPayload`` for bad input and
+        retryable errors while storage is unavailable."""
+        ...
 
 
 class IngestConsumer:
     """Adapter from the ingest stage to the OTLP response message."""
 
-    def __init__(self, ingest: Ingestor | GroupCommitter) -> None:
+    def __init__(self, ingest: RequestIngest) -> None:
         self._ingest = ingest
 
     def export(self, payload: bytes | trace_service_pb2.ExportTraceServiceRequest,
                content_type: str = "application/x-protobuf",
                timeout_s: float | None = None) -> trace_service_pb2.ExportTraceServiceResponse:
-        if isinstance(self._ingest, GroupCommitter):
-            result = self._ingest.submit(payload, content_type, timeout_s)
-        else:
-            result = self._ingest.ingest_request(payload, content_type)
+        result = self._ingest.submit(payload, content_type, timeout_s)
         response = trace_service_pb2.ExportTraceServiceResponse()
         if result.rejected_spans:
             response.partial_success.rejected_spans = result.rejected_spans

@@ -2,7 +2,8 @@
 
 Wiring only: it reads the window from the graph stage, asks the inference stage, and
 records the answer as an ``(:Incident)``. Every dependency comes in through the
-constructor (STYLE.md #2), so tests can hand it a real store and a real ranker.
+constructor as the protocols below — exactly what it calls (STYLE.md #2) — so tests can
+hand it the real reader, writer and incident store, or fakes (``graph/window_source.py``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from google.protobuf import json_format
 from opentelemetry import trace
 
 from rootgraph.graph.errors import NotFound
-from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord, IncidentStore
-from rootgraph.graph.model import Window, WindowData, window_json
-from rootgraph.graph.store import GraphStore
+from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord
+from rootgraph.graph.model import Deployment, Window, WindowData, window_json
+from rootgraph.graph.window_source import WindowSource
 from rootgraph.inference.blast import check_fault_size
 from rootgraph.results import BlastRadius, FaultKind, Ranking
 from rootgraph.server.convert import (
@@ -31,7 +32,7 @@ from rootgraph.server.errors import InvalidRequest, grpc_errors
 from rootgraph.v1 import rootgraph_pb2 as pb
 from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
 
-__all__ = ["Ranker", "RootCauseServicer"]
+__all__ = ["DeploymentRecorder", "IncidentLog", "Ranker", "RootCauseServicer"]
 
 log = logging.getLogger("rootgraph.server")
 tracer = trace.get_tracer("rootgraph.server")
@@ -53,6 +54,22 @@ class Ranker(Protocol):
     def rank(self, window: WindowData, symptoms: Sequence[str] = (), top_k: int = 5) -> Ranking: ...
 
 
+class IncidentLog(Protocol):
+    """What the servicer needs of the incident audit (``graph.incidents.IncidentStore``)."""
+
+    def save_incident(self, rec: IncidentRecord) -> None: ...
+
+    def get_incident(self, incident_id: str) -> IncidentRecord: ...
+
+    def submit_feedback(self, fb: FeedbackRecord) -> bool: ...
+
+
+class DeploymentRecorder(Protocol):
+    """Where RecordDeployment writes (``graph.writer.GraphWriter``); False: id seen before."""
+
+    def record_deployment(self, deployment: Deployment) -> bool: ...
+
+
 def _remaining(context: grpc.ServicerContext, floor_s: float = 0.05) -> float | None:
     """Seconds left before the caller's deadline (None: no deadline); fail fast if spent."""
     left = context.time_remaining()
@@ -64,10 +81,12 @@ def _remaining(context: grpc.ServicerContext, floor_s: float = 0.05) -> float | 
 
 
 class RootCauseServicer(pb_grpc.RootCauseServicer):
-    def __init__(self, graph: GraphStore, incidents: IncidentStore, ranker: Ranker,
+    def __init__(self, graph: WindowSource, incidents: IncidentLog, ranker: Ranker,
                  blast: Callable[[WindowData, str, FaultKind | None, float], BlastRadius], *,
+                 deployments: DeploymentRecorder,
                  bucket_seconds: int = 60, clock: Callable[[], float] = time.time) -> None:
         self._graph = graph
+        self._deployments = deployments
         self._incidents = incidents
         self._ranker = ranker
         self._blast = blast
@@ -131,7 +150,7 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
     @grpc_errors
     def RecordDeployment(self, request: pb.RecordDeploymentRequest, context: grpc.ServicerContext) -> pb.RecordDeploymentResponse:  # noqa: N802,E501
         dep = deployment_from_request(request, self._clock())
-        created = self._graph.record_deployment(dep)
+        created = self._deployments.record_deployment(dep)
         return pb.RecordDeploymentResponse(id=dep.id, created=created)
 
     @grpc_errors

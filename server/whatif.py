@@ -5,7 +5,7 @@ same traffic totals; only the faulty entity differs. A ChatOps flow asks for the
 radius of each of the top causes in a row, so building the model once
 (``inference.blast.whatif_model``: one pass over an hour of rows) and propagating per
 entity is most of the saving. The key is the window's ``version``
-(``GraphStore.read_window``: changes whenever a statistics row, entity, host link or
+(``WindowReader.read_window``: changes whenever a statistics row, entity, host link or
 deployment in the window changes), so a cached model is never stale. Windows without a
 version (built by hand) are never cached.
 """

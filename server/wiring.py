@@ -2,8 +2,8 @@
 
 ``server/`` is the only place that wires stages together (DESIGN.md); ``App`` wires the
 running service, and these functions build the pieces the command line needs around it
--- a connected ``GraphStore`` for the Neo4j-direct commands (``graph``, ``ingest``,
-``model``), a file ``Ingestor`` over it, the model/incident stores, and an ``App`` on
+-- the connected graph roles (:class:`Graph`) for the Neo4j-direct commands (``graph``,
+``ingest``, ``model``), a file ``Ingestor`` over its writer, the model/incident stores, and an ``App`` on
 ephemeral loopback ports for the demo -- so ``rootgraph/cli.py`` and
 ``rootgraph/demo.py`` only parse, call and render. Imports are deferred to the
 functions: the CLI's client commands must not pay for the server's.
@@ -12,7 +12,7 @@ functions: the CLI's client commands must not pay for the server's.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -21,39 +21,54 @@ from rootgraph.config import ConfigError, Settings
 if TYPE_CHECKING:
     from neo4j import Driver
 
+    from rootgraph.graph.admin import GraphAdmin
     from rootgraph.graph.incidents import IncidentStore
     from rootgraph.graph.models import ModelStore
-    from rootgraph.graph.store import GraphStore
+    from rootgraph.graph.reader import WindowReader
+    from rootgraph.graph.writer import GraphWriter
     from rootgraph.ingest.pipeline import Ingestor
     from rootgraph.server.app import App, TlsFiles
 
-__all__ = ["build_app", "file_ingestor", "model_stores", "open_graph", "tls_files"]
+__all__ = ["Graph", "build_app", "file_ingestor", "model_stores", "open_graph", "tls_files"]
 
 Log = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class Graph:
+    """One driver and the three roles over it: schema/maintenance, reads, writes."""
+
+    driver: "Driver"
+    admin: "GraphAdmin"
+    reader: "WindowReader"
+    writer: "GraphWriter"
+
+
 @contextmanager
-def open_graph(settings: Settings, *, log: Log = print) -> Iterator[tuple["Driver", "GraphStore"]]:
-    """A driver (starting the local Neo4j when it is the target) and a ``GraphStore``
-    with its schema ensured; the driver is closed on exit."""
+def open_graph(settings: Settings, *, log: Log = print) -> Iterator[Graph]:
+    """A driver (starting the local Neo4j when it is the target) and the graph roles over
+    it, with the schema ensured; the driver is closed on exit."""
+    from rootgraph.graph.admin import GraphAdmin
     from rootgraph.graph.connect import open_driver
-    from rootgraph.graph.store import GraphStore
+    from rootgraph.graph.reader import WindowReader
+    from rootgraph.graph.writer import GraphWriter
 
     driver = open_driver(settings, log=log)
     try:
-        store = GraphStore(driver, settings.neo4j_database)
-        store.ensure_schema()
-        yield driver, store
+        db = settings.neo4j_database
+        admin = GraphAdmin(driver, db)
+        admin.ensure_schema()
+        yield Graph(driver, admin, WindowReader(driver, db), GraphWriter(driver, db))
     finally:
         driver.close()
 
 
-def file_ingestor(settings: Settings, store: "GraphStore") -> "Ingestor":
-    """The ingest pipeline over ``store`` with the configured bucket width (``rootgraph ingest``)."""
+def file_ingestor(settings: Settings, writer: "GraphWriter") -> "Ingestor":
+    """The ingest pipeline over ``writer`` with the configured bucket width (``rootgraph ingest``)."""
     from rootgraph.ingest.config import IngestConfig
     from rootgraph.ingest.pipeline import Ingestor
 
-    return Ingestor(store, IngestConfig(bucket_seconds=settings.bucket_seconds))
+    return Ingestor(writer, IngestConfig(bucket_seconds=settings.bucket_seconds))
 
 
 def model_stores(settings: Settings, driver: "Driver") -> tuple["ModelStore", "IncidentStore"]:

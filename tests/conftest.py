@@ -3,8 +3,8 @@
 The session fixture starts (or reuses) the project's own local Neo4j in a separate
 ``test`` instance on its own ports, so a developer's demo data is never touched, and
 stops it at the end if this session started it. Set ``NEO4J_URI`` (+ credentials) to
-run against an existing server instead. Each test that asks for ``store`` gets an
-empty database with the schema in place.
+run against an existing server instead. Each test that asks for ``store`` (the
+``GraphAdmin``), ``writer`` or ``reader`` gets an empty database with the schema in place.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import pytest
 from rootgraph.config import Settings, load_settings
 from rootgraph.graph.connect import open_driver
 from rootgraph.graph.local import LocalNeo4j
-from rootgraph.graph.store import GraphStore
+from rootgraph.graph.admin import GraphAdmin
+from rootgraph.graph.reader import WindowReader
+from rootgraph.graph.writer import GraphWriter
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +40,7 @@ def neo4j_driver(neo4j_settings: Settings) -> Iterator[object]:
     local = LocalNeo4j(neo4j_settings)
     started_here = neo4j_settings.uses_local_neo4j and not local.status().running
     driver = open_driver(neo4j_settings, log=lambda msg: None)
-    GraphStore(driver, neo4j_settings.neo4j_database).ensure_schema()
+    GraphAdmin(driver, neo4j_settings.neo4j_database).ensure_schema()
     yield driver
     driver.close()
     if started_here and not os.environ.get("ROOTGRAPH_TEST_KEEP_NEO4J"):
@@ -46,14 +48,24 @@ def neo4j_driver(neo4j_settings: Settings) -> Iterator[object]:
 
 
 @pytest.fixture()
-def store(neo4j_driver, neo4j_settings: Settings) -> GraphStore:  # noqa: ANN001
-    s = GraphStore(neo4j_driver, neo4j_settings.neo4j_database)
+def store(neo4j_driver, neo4j_settings: Settings) -> GraphAdmin:  # noqa: ANN001
+    s = GraphAdmin(neo4j_driver, neo4j_settings.neo4j_database)
     s.clear()
     return s
 
 
 @pytest.fixture()
-def app(neo4j_driver, neo4j_settings: Settings, store: GraphStore):  # noqa: ANN001,ANN201
+def writer(store: GraphAdmin) -> GraphWriter:
+    return GraphWriter(store._driver, store._db)  # noqa: SLF001
+
+
+@pytest.fixture()
+def reader(store: GraphAdmin) -> WindowReader:
+    return WindowReader(store._driver, store._db)  # noqa: SLF001
+
+
+@pytest.fixture()
+def app(neo4j_driver, neo4j_settings: Settings, store: GraphAdmin):  # noqa: ANN001,ANN201
     """A real rootgraph server on loopback (ephemeral ports) over the real test Neo4j."""
     from dataclasses import replace
 
@@ -83,7 +95,7 @@ def faults_neo4j() -> Iterator[tuple[LocalNeo4j, Settings]]:
     local = LocalNeo4j(settings)
     local.start(log=lambda msg: None)
     driver = open_driver(settings, start_local=False, log=lambda msg: None)
-    GraphStore(driver, settings.neo4j_database).clear()
+    GraphAdmin(driver, settings.neo4j_database).clear()
     driver.close()
     yield local, settings
     if not os.environ.get("ROOTGRAPH_TEST_KEEP_NEO4J"):

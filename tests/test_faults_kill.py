@@ -13,7 +13,7 @@ import pytest
 from faults_support import small_template, wait_until
 from rootgraph.config import Settings
 from rootgraph.graph.local import LocalNeo4j
-from rootgraph.graph.store import GraphStore
+from rootgraph.graph.admin import GraphAdmin
 from rootgraph.simulate.replay import ReplayDriver
 from rootgraph.simulate.serverproc import ServerProcess
 
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
 
 
 def test_sigkill_mid_ingest_keeps_every_acknowledged_batch(
-        store: GraphStore, neo4j_settings: Settings, tmp_path) -> None:  # noqa: ANN001
+        store: GraphAdmin, neo4j_settings: Settings, tmp_path) -> None:  # noqa: ANN001
     if not neo4j_settings.uses_local_neo4j:
         pytest.skip("needs the password file of the local test Neo4j")
     local = LocalNeo4j(neo4j_settings)

@@ -15,7 +15,7 @@ from faults_support import export_raw, small_template, wait_until
 from rootgraph.config import Settings
 from rootgraph.graph.connect import open_driver
 from rootgraph.graph.local import LocalNeo4j
-from rootgraph.graph.store import GraphStore
+from rootgraph.graph.admin import GraphAdmin
 from rootgraph.simulate.replay import ReplayDriver
 from rootgraph.simulate.serverproc import ServerProcess, health_status
 
@@ -49,8 +49,8 @@ def test_neo4j_restart_mid_ingest_loses_nothing(faults_neo4j: tuple[LocalNeo4j, 
     assert sent["gave_up_spans"] == 0
     neo = open_driver(settings, start_local=False, log=lambda m: None)
     try:
-        got = GraphStore(neo).ingest_totals()
-        GraphStore(neo).clear()
+        got = GraphAdmin(neo).ingest_totals()
+        GraphAdmin(neo).clear()
     finally:
         neo.close()
     assert (got["batches"], got["spans"], got["entries"]) == (

@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from faults_support import export_raw, small_template, wait_until
-from rootgraph.graph.store import GraphStore
+from rootgraph.graph.admin import GraphAdmin
 from rootgraph.server.health import HealthMonitor
 from rootgraph.simulate.replay import GrpcReplayExporter
 from rootgraph.simulate.serverproc import health_status
@@ -23,7 +23,7 @@ from rootgraph.simulate.serverproc import health_status
 pytestmark = pytest.mark.neo4j
 
 
-def test_calls_end_at_their_deadline_while_neo4j_is_locked(app, neo4j_driver, store: GraphStore) -> None:  # noqa: ANN001
+def test_calls_end_at_their_deadline_while_neo4j_is_locked(app, neo4j_driver, store: GraphAdmin) -> None:  # noqa: ANN001
     template = small_template()
     otlp = f"127.0.0.1:{app.ports['otlp_grpc']}"
     api = f"127.0.0.1:{app.ports['api']}"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 from neo4j.exceptions import ConstraintError
 
+from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.model import (
     Deployment, Entity, EntityKind, GraphDelta, StatsBucket, Window, latency_bucket,
 )
-from rootgraph.graph.store import GraphStore
+from rootgraph.graph.reader import WindowReader
 from rootgraph.graph.schema import SCHEMA_STATEMENTS
+from rootgraph.graph.writer import GraphWriter
 
 
 def _bucket(n: int, err: int, dur_each: float, self_each: float = 0.0, xerr: int = 0) -> StatsBucket:
@@ -36,13 +38,13 @@ def _delta(batch: str) -> GraphDelta:
     return d
 
 
-def test_apply_delta_creates_entities_edges_and_buckets(store: GraphStore) -> None:
-    assert store.apply_delta(_delta("b1")) is True
-    entities, calls, runs = store.service_graph()
+def test_apply_delta_creates_entities_edges_and_buckets(writer: GraphWriter, reader: WindowReader) -> None:
+    assert writer.apply_deltas([_delta("b1")]) == [True]
+    entities, calls, runs = reader.service_graph()
     assert {e.id: e.kind for e in entities}["db:postgresql/orders"] is EntityKind.DATABASE
     assert ("shop/frontend", "db:postgresql/orders", 20, 2, False) in calls
     assert runs == [("shop/frontend", "host:node-1")]
-    data = store.read_window(Window(600, 660), Window(0, 600), 60)
+    data = reader.read_window(Window(600, 660), Window(0, 600), 60)
     (row,) = data.service_buckets["shop/frontend"]
     assert (row.requests, row.errors, row.self_ms_sum, row.exclusive_errors) == (10, 1, 100.0, 1)
     assert row.histogram[latency_bucket(20.0)] == 10
@@ -50,45 +52,45 @@ def test_apply_delta_creates_entities_edges_and_buckets(store: GraphStore) -> No
     assert data.entities["host:node-1"].kind is EntityKind.HOST
 
 
-def test_resent_batch_is_not_counted_twice(store: GraphStore) -> None:
-    assert store.apply_delta(_delta("same")) is True
-    assert store.apply_delta(_delta("same")) is False
-    assert store.apply_delta(_delta("other")) is True
-    _, calls, _ = store.service_graph()
+def test_resent_batch_is_not_counted_twice(writer: GraphWriter, reader: WindowReader) -> None:
+    assert writer.apply_deltas([_delta("same")]) == [True]
+    assert writer.apply_deltas([_delta("same")]) == [False]
+    assert writer.apply_deltas([_delta("other")]) == [True]
+    _, calls, _ = reader.service_graph()
     assert ("user", "shop/frontend", 20, 2, False) in calls  # two distinct batches only
-    data = store.read_window(Window(600, 660), Window(0, 600), 60)
+    data = reader.read_window(Window(600, 660), Window(0, 600), 60)
     assert data.service_buckets["shop/frontend"][0].requests == 20
     assert data.service_buckets["shop/frontend"][0].histogram[latency_bucket(20.0)] == 20
 
 
-def test_new_service_version_is_an_implicit_deployment(store: GraphStore) -> None:
-    store.apply_delta(_delta("v1"))
+def test_new_service_version_is_an_implicit_deployment(writer: GraphWriter, reader: WindowReader) -> None:
+    writer.apply_deltas([_delta("v1")])
     d2 = _delta("v2")
     d2.versions = {("shop/frontend", "1.1.0"): 700_000, ("shop/frontend", "1.0.0"): 650_000}
-    store.apply_delta(d2)
-    store.apply_delta(_delta("v1-again"))  # old version still serving: no new deployment
-    (dep,) = store.deployments()
+    writer.apply_deltas([d2])
+    writer.apply_deltas([_delta("v1-again")])  # old version still serving: no new deployment
+    (dep,) = reader.deployments()
     assert (dep.service, dep.version, dep.previous_version, dep.at_ms, dep.source) == (
         "shop/frontend", "1.1.0", "1.0.0", 700_000, "span-version")
 
 
-def test_record_deployment_is_idempotent(store: GraphStore) -> None:
+def test_record_deployment_is_idempotent(writer: GraphWriter, reader: WindowReader) -> None:
     dep = Deployment(id="argo-42", service="checkout", version="2.0", at_ms=1_000,
                      previous_version="1.9", commit="abc123", source="api",
                      attributes=(("env", "prod"),))
-    assert store.record_deployment(dep) is True
-    assert store.record_deployment(dep) is False
-    assert store.deployments() == [dep]
+    assert writer.record_deployment(dep) is True
+    assert writer.record_deployment(dep) is False
+    assert reader.deployments() == [dep]
 
 
-def test_uniqueness_constraint_rejects_duplicate_entity(store: GraphStore, neo4j_driver) -> None:  # noqa: ANN001
+def test_uniqueness_constraint_rejects_duplicate_entity(store: GraphAdmin, neo4j_driver) -> None:  # noqa: ANN001
     with neo4j_driver.session() as s:
         s.run("CREATE (:Entity {id: 'x'})").consume()
         with pytest.raises(ConstraintError):
             s.run("CREATE (:Entity {id: 'x'})").consume()
 
 
-def test_schema_bootstrap_is_idempotent(store: GraphStore, neo4j_driver) -> None:  # noqa: ANN001
+def test_schema_bootstrap_is_idempotent(store: GraphAdmin, neo4j_driver) -> None:  # noqa: ANN001
     store.ensure_schema()
     store.ensure_schema()
     with neo4j_driver.session() as s:
@@ -98,20 +100,20 @@ def test_schema_bootstrap_is_idempotent(store: GraphStore, neo4j_driver) -> None
         [n for n in names if n in {q.split()[2] for q in SCHEMA_STATEMENTS}])
 
 
-def test_prune_deletes_old_buckets_only(store: GraphStore) -> None:
+def test_prune_deletes_old_buckets_only(store: GraphAdmin, writer: GraphWriter, reader: WindowReader) -> None:
     d = _delta("p")
     d.service_buckets[("shop/frontend", 0)] = _bucket(1, 0, 1.0)
-    store.apply_delta(d)
+    writer.apply_deltas([d])
     store.prune(older_than_s=600, batch_ids_older_than_ms=0)
-    data = store.read_window(Window(600, 660), Window(0, 600), 60)
+    data = reader.read_window(Window(600, 660), Window(0, 600), 60)
     assert [r.start_s for r in data.service_buckets["shop/frontend"]] == [600]
 
 
-def test_incident_is_written_once_with_suspects_and_feedback_is_idempotent(store: GraphStore, neo4j_driver) -> None:  # noqa: ANN001,E501
+def test_incident_is_written_once_with_suspects_and_feedback_is_idempotent(writer: GraphWriter, neo4j_driver) -> None:  # noqa: ANN001,E501
     from rootgraph.graph.errors import NotFound
     from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord, IncidentStore
 
-    store.apply_delta(_delta("i"))
+    writer.apply_deltas([_delta("i")])
     incidents = IncidentStore(neo4j_driver)
     rec = IncidentRecord(
         id="inc-1", created_ms=5, start_s=600, end_s=660, baseline_start_s=0, baseline_end_s=600,
@@ -135,17 +137,18 @@ def test_incident_is_written_once_with_suspects_and_feedback_is_idempotent(store
         incidents.submit_feedback(FeedbackRecord("fb-2", "nope", "", True, "none", "", "", "", 1))
 
 
-def test_explicit_and_implicit_records_of_one_rollout_are_one_deployment(store: GraphStore) -> None:
-    store.apply_delta(_delta("v1"))
-    store.record_deployment(Deployment(id="ci-7", service="shop/frontend", version="1.1.0", at_ms=690_000,
-                                       previous_version="1.0.0", commit="c0ffee", source="ci"))
+def test_explicit_and_implicit_records_of_one_rollout_are_one_deployment(
+        writer: GraphWriter, reader: WindowReader) -> None:
+    writer.apply_deltas([_delta("v1")])
+    writer.record_deployment(Deployment(id="ci-7", service="shop/frontend", version="1.1.0", at_ms=690_000,
+                                        previous_version="1.0.0", commit="c0ffee", source="ci"))
     d2 = _delta("v2")
     d2.versions = {("shop/frontend", "1.1.0"): 700_000}
-    store.apply_delta(d2)  # the spans show the new version after CI reported it
-    assert [(d.id, d.commit) for d in store.deployments()] == [("ci-7", "c0ffee")]
+    writer.apply_deltas([d2])  # the spans show the new version after CI reported it
+    assert [(d.id, d.commit) for d in reader.deployments()] == [("ci-7", "c0ffee")]
     d3 = _delta("v3")
     d3.versions = {("shop/frontend", "1.2.0"): 800_000}
-    store.apply_delta(d3)  # implicit first …
-    store.record_deployment(Deployment(id="ci-8", service="shop/frontend", version="1.2.0", at_ms=790_000,
-                                       previous_version="1.1.0", source="ci"))  # … then CI reports it
-    assert [d.id for d in store.deployments()] == ["ci-7", "ci-8"]
+    writer.apply_deltas([d3])  # implicit first …
+    writer.record_deployment(Deployment(id="ci-8", service="shop/frontend", version="1.2.0", at_ms=790_000,
+                                        previous_version="1.1.0", source="ci"))  # … then CI reports it
+    assert [d.id for d in reader.deployments()] == ["ci-7", "ci-8"]

@@ -1,63 +1,65 @@
 """``read_window``'s bucket cache against the real Neo4j: served from memory only while
-the stamps say nothing changed, across store instances (processes), clears and prunes."""
+the stamps say nothing changed, across reader/writer instances (processes), clears and prunes."""
 
 from __future__ import annotations
 
+from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.model import Window
-from rootgraph.graph.store import GraphStore
+from rootgraph.graph.reader import WindowReader
 from rootgraph.graph.window_cache import BucketCache
+from rootgraph.graph.writer import GraphWriter
 from test_graph_store import _bucket, _delta
 
 INC, BASE = Window(600, 720), Window(0, 600)
 
 
-def _requests(store: GraphStore) -> dict[int, int]:
-    data = store.read_window(INC, BASE, 60)
+def _requests(reader: WindowReader) -> dict[int, int]:
+    data = reader.read_window(INC, BASE, 60)
     return {r.start_s: r.requests for r in data.service_buckets.get("shop/frontend", ())}
 
 
-def test_second_read_is_served_from_memory_and_equal(store: GraphStore) -> None:
+def test_second_read_is_served_from_memory_and_equal(writer: GraphWriter, reader: WindowReader) -> None:
     d = _delta("a")
     d.service_buckets[("shop/frontend", 660)] = _bucket(5, 0, 10.0)
-    store.apply_delta(d)
-    first = store.read_window(INC, BASE, 60)
-    misses = store.cache.misses
-    second = store.read_window(INC, BASE, 60)
+    writer.apply_deltas([d])
+    first = reader.read_window(INC, BASE, 60)
+    misses = reader.cache.misses
+    second = reader.read_window(INC, BASE, 60)
     assert second == first
-    assert store.cache.misses == misses  # nothing re-read
-    assert store.cache.hits >= 2
-    uncached = GraphStore(store._driver, store._db, cache_buckets=0).read_window(INC, BASE, 60)
+    assert reader.cache.misses == misses  # nothing re-read
+    assert reader.cache.hits >= 2
+    uncached = WindowReader(reader._driver, reader._db, cache_buckets=0).read_window(INC, BASE, 60)
     assert uncached == first
 
 
-def test_a_write_to_a_cached_minute_is_seen_by_the_next_read(store: GraphStore, neo4j_driver) -> None:  # noqa: ANN001
-    store.apply_delta(_delta("a"))
-    assert _requests(store) == {600: 10}
-    other = GraphStore(neo4j_driver, store._db)  # e.g. the ingest process, its own cache
+def test_a_write_to_a_cached_minute_is_seen_by_the_next_read(reader: WindowReader, neo4j_driver) -> None:  # noqa: ANN001
+    other = GraphWriter(neo4j_driver, reader._db)  # e.g. the ingest process
+    other.apply_deltas([_delta("a")])
+    assert _requests(reader) == {600: 10}
     d = _delta("b")
     d.service_buckets[("shop/frontend", 660)] = _bucket(5, 0, 10.0)
-    other.apply_delta(d)
-    hits = store.cache.hits
-    assert _requests(store) == {600: 20, 660: 5}
-    assert store.cache.hits == hits  # both minutes changed: both re-read
-    other.apply_delta(_delta("c"))  # touches minute 600 only
-    assert _requests(store) == {600: 30, 660: 5}
-    assert store.cache.hits == hits + 1  # minute 660 still valid
+    other.apply_deltas([d])
+    hits = reader.cache.hits
+    assert _requests(reader) == {600: 20, 660: 5}
+    assert reader.cache.hits == hits  # both minutes changed: both re-read
+    other.apply_deltas([_delta("c")])  # touches minute 600 only
+    assert _requests(reader) == {600: 30, 660: 5}
+    assert reader.cache.hits == hits + 1  # minute 660 still valid
 
 
-def test_clear_and_prune_invalidate(store: GraphStore, neo4j_driver) -> None:  # noqa: ANN001
+def test_clear_and_prune_invalidate(writer: GraphWriter, reader: WindowReader, neo4j_driver) -> None:  # noqa: ANN001
     d = _delta("a")
     d.service_buckets[("shop/frontend", 0)] = _bucket(3, 0, 10.0)
-    store.apply_delta(d)
-    assert _requests(store) == {0: 3, 600: 10}
-    GraphStore(neo4j_driver, store._db).prune(older_than_s=600, batch_ids_older_than_ms=0)
-    assert _requests(store) == {600: 10}
-    with neo4j_driver.session(database=store._db) as s:
+    writer.apply_deltas([d])
+    assert _requests(reader) == {0: 3, 600: 10}
+    GraphAdmin(neo4j_driver, reader._db).prune(older_than_s=600, batch_ids_older_than_ms=0)
+    assert _requests(reader) == {600: 10}
+    with neo4j_driver.session(database=reader._db) as s:
         assert s.run("MATCH (s:BucketStamp) RETURN collect(s.t) AS ts").single()["ts"] == [600]
-    GraphStore(neo4j_driver, store._db).clear()  # another instance: this cache is not told
-    assert _requests(store) == {}
-    store.apply_delta(_delta("again"))
-    assert _requests(store) == {600: 10}
+    GraphAdmin(neo4j_driver, reader._db).clear()  # the reader is not told
+    assert _requests(reader) == {}
+    writer.apply_deltas([_delta("again")])
+    assert _requests(reader) == {600: 10}
 
 
 def test_cache_is_bounded_lru() -> None:
@@ -70,15 +72,16 @@ def test_cache_is_bounded_lru() -> None:
     BucketCache(0).put(60, Block("v", (), ()))
 
 
-def test_warm_reads_only_what_changed_and_read_window_reuses_the_assembled_window(store: GraphStore) -> None:
-    store.apply_delta(_delta("a"))
-    assert store.warm(0, 720) == 1  # minute 600 is the only stamped bucket time
-    assert store.warm(0, 720) == 0
-    first = store.read_window(INC, BASE, 60)
-    assert store.read_window(INC, BASE, 60) is first and first.version
-    store.apply_delta(_delta("b"))
-    assert store.warm(0, 720) == 1
-    second = store.read_window(INC, BASE, 60)
+def test_warm_reads_only_what_changed_and_read_window_reuses_the_assembled_window(
+        writer: GraphWriter, reader: WindowReader) -> None:
+    writer.apply_deltas([_delta("a")])
+    assert reader.warm(0, 720) == 1  # minute 600 is the only stamped bucket time
+    assert reader.warm(0, 720) == 0
+    first = reader.read_window(INC, BASE, 60)
+    assert reader.read_window(INC, BASE, 60) is first and first.version
+    writer.apply_deltas([_delta("b")])
+    assert reader.warm(0, 720) == 1
+    second = reader.read_window(INC, BASE, 60)
     assert second is not first and second.version != first.version
     assert second.service_buckets["shop/frontend"][0].requests == 20
 

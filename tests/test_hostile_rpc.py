@@ -18,7 +18,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from test_ingest_helpers import CLIENT, SERVER, request, resource_spans, span
 
 from rootgraph.config import Settings
-from rootgraph.graph.store import GraphStore
+from rootgraph.graph.admin import GraphAdmin
+from rootgraph.graph.reader import WindowReader
 from rootgraph.v1 import rootgraph_pb2 as pb
 from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
 
@@ -34,7 +35,7 @@ def stub(app) -> Iterator[pb_grpc.RootCauseStub]:  # noqa: ANN001
 
 
 @pytest.fixture()
-def small_app(neo4j_driver, neo4j_settings: Settings, store: GraphStore):  # noqa: ANN001,ANN201
+def small_app(neo4j_driver, neo4j_settings: Settings, store: GraphAdmin):  # noqa: ANN001,ANN201
     """Like ``app``, with a 64 KiB request limit so "oversize" is cheap to send."""
     from rootgraph.server.app import App
 
@@ -70,7 +71,7 @@ def _ts(seconds: int) -> Timestamp:
     (pb.RankCausesRequest(start=_ts(1_600_000_000), end=_ts(1_700_000_000)), "end"),
 ], ids=["end<start", "end=start", "top_k=-1", "top_k=1000", "10k symptoms", "1MB symptom",
         "control char", "empty symptom", "negative time", "negative nanos", "huge window"])
-def test_rank_causes_refuses_bad_fields_naming_them(stub, store: GraphStore, req, field: str) -> None:  # noqa: ANN001
+def test_rank_causes_refuses_bad_fields_naming_them(stub, store: GraphAdmin, req, field: str) -> None:  # noqa: ANN001
     details = _refused(stub.RankCauses, req)
     assert details.startswith(f"{field}:"), details
     assert store.counts()["incidents"] == 0
@@ -95,7 +96,7 @@ def test_get_incident_unknown_is_not_found(stub) -> None:  # noqa: ANN001
     assert _refused(stub.GetIncident, pb.GetIncidentRequest(incident_id="")).startswith("incident_id")
 
 
-def test_submit_feedback_with_unknown_enum_values_is_invalid(stub, store: GraphStore) -> None:  # noqa: ANN001
+def test_submit_feedback_with_unknown_enum_values_is_invalid(stub, store: GraphAdmin) -> None:  # noqa: ANN001
     incident = stub.RankCauses(pb.RankCausesRequest(), timeout=60).incident_id
     base = dict(feedback_id="fb-1", incident_id=incident, none_of_these=True)
     assert _refused(stub.SubmitFeedback, pb.SubmitFeedbackRequest(**base, action=99)).startswith("action")
@@ -110,7 +111,7 @@ def test_submit_feedback_with_unknown_enum_values_is_invalid(stub, store: GraphS
     assert ok.created
 
 
-def test_record_deployment_without_id_is_invalid_and_stores_nothing(stub, store: GraphStore) -> None:  # noqa: ANN001
+def test_record_deployment_without_id_is_invalid_and_stores_nothing(stub, store: GraphAdmin, reader: WindowReader) -> None:  # noqa: ANN001
     assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(service="a", version="1")).startswith("id")
     assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(
         id="d1", service="a" * 513, version="1")).startswith("service")
@@ -122,11 +123,11 @@ def test_record_deployment_without_id_is_invalid_and_stores_nothing(stub, store:
     # Cypher-looking values are data
     name = "x'}) DETACH DELETE n //"
     assert stub.RecordDeployment(pb.RecordDeploymentRequest(id=name, service=name, version="$v"), timeout=30).created
-    (dep,) = store.deployments()
+    (dep,) = reader.deployments()
     assert (dep.id, dep.service, dep.version) == (name, name, "$v")
 
 
-def test_oversize_otlp_grpc_request_is_resource_exhausted(small_app, store: GraphStore) -> None:  # noqa: ANN001
+def test_oversize_otlp_grpc_request_is_resource_exhausted(small_app, store: GraphAdmin) -> None:  # noqa: ANN001
     big = request(resource_spans("a", span(1, 1, None, SERVER, 0, 10, name="n" * (2 * SMALL_LIMIT))))
     small = request(resource_spans("a", span(1, 1, None, SERVER, 0, 10)))
     with grpc.insecure_channel(f"127.0.0.1:{small_app.ports['otlp_grpc']}") as channel:
@@ -139,7 +140,7 @@ def test_oversize_otlp_grpc_request_is_resource_exhausted(small_app, store: Grap
     assert store.counts()["entities"] == 2  # user, a
 
 
-def test_oversize_otlp_http_body_is_413_and_malformed_is_400(small_app, store: GraphStore) -> None:  # noqa: ANN001
+def test_oversize_otlp_http_body_is_413_and_malformed_is_400(small_app, store: GraphAdmin) -> None:  # noqa: ANN001
     url = f"http://127.0.0.1:{small_app.ports['otlp_http']}/v1/traces"
     for body, status in ((b"\x00" * (SMALL_LIMIT + 1), 413), (b"\xff\xff\xff", 400), (b"[1, 2", 400)):
         ctype = "application/json" if body.startswith(b"[") else "application/x-protobuf"
@@ -151,7 +152,7 @@ def test_oversize_otlp_http_body_is_413_and_malformed_is_400(small_app, store: G
     assert store.counts()["entities"] == 0
 
 
-def test_hostile_spans_over_otlp_grpc_are_partial_success_never_internal(app, store: GraphStore) -> None:  # noqa: ANN001
+def test_hostile_spans_over_otlp_grpc_are_partial_success_never_internal(app, reader: WindowReader) -> None:  # noqa: ANN001
     big = "\U0001f600" * 3000
     req = request(
         resource_spans("a", span(1, 1, None, SERVER, 0, 10),
@@ -166,4 +167,4 @@ def test_hostile_spans_over_otlp_grpc_are_partial_success_never_internal(app, st
     assert response.partial_success.rejected_spans == 3
     for reason in ("invalid trace_id", "missing service.name", "service.name too long"):
         assert reason in response.partial_success.error_message
-    assert {"user", "a"} <= {e.id for e in store.service_graph()[0]}
+    assert {"user", "a"} <= {e.id for e in reader.service_graph()[0]}

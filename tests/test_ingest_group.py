@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from rootgraph.graph.model import GraphDelta
-from rootgraph.graph.store import GraphStore
+from rootgraph.graph.admin import GraphAdmin
+from rootgraph.graph.writer import GraphWriter
 from rootgraph.ingest.group import GroupCommitter
 from rootgraph.ingest.pipeline import Ingestor
 from rootgraph.ingest.sink import InMemorySink, SinkUnavailable
@@ -109,13 +110,13 @@ def test_deadline_withdraws_a_queued_request(template: ReplayTemplate) -> None:
 
 
 @pytest.mark.neo4j
-def test_store_apply_deltas_skips_stored_members(store: GraphStore, template: ReplayTemplate) -> None:
+def test_store_apply_deltas_skips_stored_members(store: GraphAdmin, writer: GraphWriter, template: ReplayTemplate) -> None:
     captured: list[GraphDelta] = []
     ing = Ingestor(InMemorySink())
     ing._sink.apply_deltas = lambda ds: (captured.extend(ds), [True] * len(ds))[1]  # type: ignore[attr-defined]  # noqa: SLF001
     ing.ingest_group([ing.prepare(p) for p in _payloads(template, 1)])
-    assert store.apply_deltas(captured[:2]) == [True, True]
-    assert store.apply_deltas(captured) == [False, False] + [True] * (len(captured) - 2)
+    assert writer.apply_deltas(captured[:2]) == [True, True]
+    assert writer.apply_deltas(captured) == [False, False] + [True] * (len(captured) - 2)
     with store._driver.session() as s:  # noqa: SLF001
         n = s.run("MATCH (b:ServiceBucket) RETURN sum(b.n) AS n").single()["n"]
         spans = s.run("MATCH (b:IngestBatch) RETURN sum(b.spans) AS n").single()["n"]

@@ -25,7 +25,7 @@ from rootgraph.simulate import Fault, FaultKind, ScenarioSpec, run_live
 QUEUE = "queue:kafka/order-events"  # tiny: shop/orders publishes, mailer consumes
 
 
-def test_queue_fault_blast_radius_answers_at_the_onset(app, store) -> None:  # noqa: ANN001
+def test_queue_fault_blast_radius_answers_at_the_onset(app, reader) -> None:  # noqa: ANN001
     spec = ScenarioSpec("queue-fault", "tiny", (Fault(QUEUE, FaultKind.BACKEND_ERROR, 0.5),), seed=11,
                         baseline_s=300, incident_s=120, rate_rps=4)
     labels = run_live(spec, f"http://127.0.0.1:{app.ports['otlp_http']}", protocol="http")
@@ -41,9 +41,9 @@ def test_queue_fault_blast_radius_answers_at_the_onset(app, store) -> None:  # n
         assert "mailer" not in {i.entity for i in br.impacts}  # consumers are not callers
 
     # Why it answers: the queue has its traffic from before the onset, i.e. while healthy.
-    assert store.entity(QUEUE) is not None
+    assert reader.entity(QUEUE) is not None
     onset = int(labels.onset_s)
-    before = store.read_window(*_windows(onset - 240, onset), 60)
+    before = reader.read_window(*_windows(onset - 240, onset), 60)
     assert QUEUE in before.entities
     edge = next(e for e in before.edges if (e.caller, e.callee) == ("shop/orders", QUEUE))
     assert edge.is_async and sum(b.requests for b in edge.buckets) > 0

@@ -85,11 +85,11 @@ def _same(a: list[tuple[str, int, float]], b: list[tuple[str, int, float]]) -> b
     return [x[:2] for x in a] == [x[:2] for x in b] and all(abs(x[2] - y[2]) <= 1e-9 for x, y in zip(a, b))
 
 
-def test_learning_through_the_server_train_evaluate_promote_rollback_and_replay(app, store, models, ops) -> None:  # noqa: ANN001,E501
+def test_learning_through_the_server_train_evaluate_promote_rollback_and_replay(app, writer, models, ops) -> None:  # noqa: ANN001,E501
     pattern = [recurring_pattern(s, T0 + i * SLOT) for i, s in enumerate(range(12))]
     rest = hand_built(0, T0 + 12 * SLOT)
     for i, (w, _) in enumerate(pattern + rest):
-        store.apply_delta(window_to_delta(w, f"batch-{i}"))
+        writer.apply_deltas([window_to_delta(w, f"batch-{i}")])
     train, held = pattern[:8], pattern[8:]
 
     with RootGraphClient(f"127.0.0.1:{app.ports['api']}") as rg:

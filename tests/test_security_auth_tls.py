@@ -23,7 +23,8 @@ from test_ingest_helpers import SERVER, payload, request, resource_spans, span
 
 from rootgraph.config import Secret, Settings, load_settings
 from rootgraph.graph.local import LocalNeo4j
-from rootgraph.graph.store import GraphStore
+from rootgraph.graph.admin import GraphAdmin
+from rootgraph.graph.writer import GraphWriter
 from rootgraph.v1 import rootgraph_pb2 as pb
 from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
 
@@ -44,13 +45,13 @@ def _start(neo4j_driver, neo4j_settings: Settings, **kwargs):  # noqa: ANN001,AN
 
 
 @pytest.fixture()
-def auth_app(neo4j_driver, neo4j_settings: Settings, store: GraphStore):  # noqa: ANN001,ANN201
+def auth_app(neo4j_driver, neo4j_settings: Settings, store: GraphAdmin):  # noqa: ANN001,ANN201
     server = _start(neo4j_driver, neo4j_settings, api_token=Secret(TOKEN))
     yield server
     server.stop(grace_s=1.0)
 
 
-def _all_nodes(store: GraphStore) -> int:
+def _all_nodes(store: GraphAdmin) -> int:
     with store._driver.session() as s:  # noqa: SLF001
         return s.run("MATCH (n) RETURN count(n)").single()[0]
 
@@ -64,7 +65,7 @@ def _mutations(incident_id: str) -> list[tuple[str, object]]:
     ]
 
 
-def test_mutating_calls_need_the_token_and_change_nothing_without_it(auth_app, store: GraphStore) -> None:  # noqa: ANN001
+def test_mutating_calls_need_the_token_and_change_nothing_without_it(auth_app, store: GraphAdmin) -> None:  # noqa: ANN001
     with grpc.insecure_channel(f"127.0.0.1:{auth_app.ports['api']}") as channel:
         api = pb_grpc.RootCauseStub(channel)
         otlp = trace_service_pb2_grpc.TraceServiceStub(channel)
@@ -85,10 +86,10 @@ def test_mutating_calls_need_the_token_and_change_nothing_without_it(auth_app, s
         assert counts["deployments"] == 1 and _all_nodes(store) > before
 
 
-def test_read_calls_work_without_a_token(auth_app, store: GraphStore) -> None:  # noqa: ANN001
+def test_read_calls_work_without_a_token(auth_app, writer: GraphWriter) -> None:  # noqa: ANN001
     from rootgraph.ingest.pipeline import Ingestor
 
-    Ingestor(store).ingest_request(payload(resource_spans("a", span(1, 1))))
+    Ingestor(writer).ingest_request(payload(resource_spans("a", span(1, 1))))
     with grpc.insecure_channel(f"127.0.0.1:{auth_app.ports['api']}") as channel:
         api = pb_grpc.RootCauseStub(channel)
         assert {e.id for e in api.GetServiceGraph(pb.GetServiceGraphRequest(), timeout=30).entities} == {"user", "a"}
@@ -97,7 +98,7 @@ def test_read_calls_work_without_a_token(auth_app, store: GraphStore) -> None:  
         assert api.BlastRadius(pb.BlastRadiusRequest(entity="a"), timeout=30).entity == "a"
 
 
-def test_otlp_http_export_needs_the_token_too(auth_app, store: GraphStore) -> None:  # noqa: ANN001
+def test_otlp_http_export_needs_the_token_too(auth_app, store: GraphAdmin) -> None:  # noqa: ANN001
     url = f"http://127.0.0.1:{auth_app.ports['otlp_http']}/v1/traces"
     body = payload(resource_spans("a", span(1, 1)))
     before = _all_nodes(store)  # the server may have written its own (:ModelVersion) at start
@@ -142,7 +143,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def tls_app(neo4j_driver, neo4j_settings: Settings, store: GraphStore, certs: Path, request):  # noqa: ANN001,ANN201
+def tls_app(neo4j_driver, neo4j_settings: Settings, store: GraphAdmin, certs: Path, request):  # noqa: ANN001,ANN201
     from rootgraph.server.app import TlsFiles
 
     client_ca = certs / "ca.pem" if request.param == "mtls" else None
@@ -197,7 +198,7 @@ def neo4j_password(neo4j_settings: Settings) -> str:
 
 
 def test_password_never_appears_in_logs_or_error_messages(
-    neo4j_driver, neo4j_settings: Settings, store: GraphStore, neo4j_password: str,  # noqa: ANN001
+    neo4j_driver, neo4j_settings: Settings, store: GraphAdmin, neo4j_password: str,  # noqa: ANN001
     caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
 ) -> None:
     assert len(neo4j_password) >= 8

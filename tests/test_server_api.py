@@ -16,7 +16,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 
 from rootgraph.client import RootGraphClient
 from rootgraph.graph.model import Entity, EntityKind, GraphDelta, StatsBucket, WindowData, window_to_delta
-from rootgraph.graph.store import GraphStore
+from rootgraph.graph.reader import WindowReader
+from rootgraph.graph.writer import GraphWriter
 from rootgraph.inference.synthetic import Profile, WindowBuilder
 from rootgraph.v1 import rootgraph_pb2 as pb
 from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
@@ -41,9 +42,9 @@ def db_incident() -> WindowData:
 
 
 @pytest.fixture()
-def incident(store: GraphStore) -> WindowData:
+def incident(writer: GraphWriter) -> WindowData:
     w = db_incident()
-    store.apply_delta(window_to_delta(w))
+    writer.apply_deltas([window_to_delta(w)])
     return w
 
 
@@ -53,7 +54,7 @@ def client(app):  # noqa: ANN001,ANN201
         yield c
 
 
-def test_rank_causes_blames_the_database_and_records_the_incident(client, incident, store, neo4j_driver) -> None:  # noqa: ANN001,E501
+def test_rank_causes_blames_the_database_and_records_the_incident(client, incident, neo4j_driver) -> None:  # noqa: ANN001,E501
     answer = client.rank_causes(incident.incident.start_s, incident.incident.end_s, top_k=3)
     assert answer.causes[0].entity == "db:postgresql/orders"
     assert answer.causes[0].rank == 1 and answer.causes[0].probability > 0.5
@@ -96,12 +97,12 @@ def test_rank_causes_validates_fields(client, incident) -> None:  # noqa: ANN001
             assert err.value.details().startswith(field)
 
 
-def test_rank_causes_with_nothing_anomalous_is_an_honest_no_clear_cause(client, store) -> None:  # noqa: ANN001
+def test_rank_causes_with_nothing_anomalous_is_an_honest_no_clear_cause(client, writer) -> None:  # noqa: ANN001
     wb = WindowBuilder(start_s=ALIGNED)
     wb.serve("a")
     wb.call("user", "a")
     w = wb.build()
-    store.apply_delta(window_to_delta(w))
+    writer.apply_deltas([window_to_delta(w)])
     answer = client.rank_causes(w.incident.start_s, w.incident.end_s)
     assert answer.no_clear_cause
 
@@ -133,7 +134,7 @@ def test_blast_radius_reaches_callers_transitively(client, incident) -> None:  #
         assert err.value.details().startswith("fault_size")
 
 
-def test_blast_radius_reuses_its_what_if_network_until_the_data_changes(client, incident, app, store) -> None:  # noqa: ANN001,E501
+def test_blast_radius_reuses_its_what_if_network_until_the_data_changes(client, incident, app, writer) -> None:  # noqa: ANN001,E501
     at = incident.incident.end_s
     builds = app.whatif.builds
     first = client.blast_radius("db:postgresql/orders", at=at)
@@ -146,13 +147,13 @@ def test_blast_radius_reuses_its_what_if_network_until_the_data_changes(client, 
     assert app.whatif.builds == builds + 2
     # So do new statistics (another process's write: the stamps tell).
     more = db_incident()
-    store.apply_delta(window_to_delta(more, batch_id="more"))
+    writer.apply_deltas([window_to_delta(more, batch_id="more")])
     after = client.blast_radius("db:postgresql/orders", at=at)
     assert app.whatif.builds == builds + 3
     assert [i.entity for i in after.impacts] == [i.entity for i in first.impacts]
 
 
-def test_blast_radius_reads_complete_minutes_only(client, incident, app, store) -> None:  # noqa: ANN001
+def test_blast_radius_reads_complete_minutes_only(client, incident, app, writer) -> None:  # noqa: ANN001
     """The minute being written (every ingest batch) neither changes nor rebuilds the answer."""
     end = incident.incident.end_s
     at = end + 30  # half-way through the minute after the stored data
@@ -162,7 +163,7 @@ def test_blast_radius_reads_complete_minutes_only(client, incident, app, store) 
     live.service_buckets[("checkout", end)] = StatsBucket(50, 50, 50_000.0, 50_000.0, 50, [0] * 40)
     live.edge_buckets[("frontend", "checkout", end)] = StatsBucket(50, 50, 50_000.0, 0.0, 0, [0] * 40)
     live.edges[("frontend", "checkout")] = StatsBucket(50, 50, 50_000.0, 0.0, 0, [0] * 40)
-    store.apply_delta(live)
+    writer.apply_deltas([live])
     again = client.blast_radius("db:postgresql/orders", fault_kind="errors", at=at)
     assert app.whatif.builds == builds + 1  # the same network
     assert [(i.entity, i.probability) for i in again.impacts] == [(i.entity, i.probability) for i in first.impacts]
@@ -175,7 +176,7 @@ def test_blast_radius_reads_complete_minutes_only(client, incident, app, store) 
     new.service_buckets[("newcomer", end + 60)] = StatsBucket(20, 0, 400.0, 400.0, 0, [0] * 40)
     new.edge_buckets[("frontend", "newcomer", end + 60)] = StatsBucket(20, 0, 500.0, 0.0, 0, [0] * 40)
     new.edges[("frontend", "newcomer")] = StatsBucket(20, 0, 500.0, 0.0, 0, [0] * 40)
-    store.apply_delta(new)
+    writer.apply_deltas([new])
     fresh = client.blast_radius("newcomer", fault_kind="down", at=end + 90)
     assert {i.entity for i in fresh.impacts} >= {"newcomer", "frontend"}
     with pytest.raises(grpc.RpcError) as err:  # ... but not before it existed
@@ -183,11 +184,11 @@ def test_blast_radius_reads_complete_minutes_only(client, incident, app, store) 
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_record_deployment_is_idempotent_and_validated(client, store) -> None:  # noqa: ANN001
+def test_record_deployment_is_idempotent_and_validated(client, reader) -> None:  # noqa: ANN001
     assert client.record_deployment("checkout", "1.4.2", id="argo-1", commit="abc", previous_version="1.4.1",
                                     at=1_700_000_000, attributes={"env": "prod"}) is True
     assert client.record_deployment("checkout", "1.4.2", id="argo-1", at=1_700_000_000) is False
-    (dep,) = store.deployments()
+    (dep,) = reader.deployments()
     assert (dep.service, dep.version, dep.previous_version, dep.commit) == ("checkout", "1.4.2", "1.4.1", "abc")
     with pytest.raises(grpc.RpcError) as err:
         client.record_deployment("", "1.0")
@@ -275,7 +276,8 @@ def test_unavailable_when_neo4j_is_unreachable() -> None:
                                   max_transaction_retry_time=0.5)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     pb_grpc.add_RootCauseServicer_to_server(
-        RootCauseServicer(GraphStore(driver), IncidentStore(driver), RootCauseRanker(), blast_radius), server)
+        RootCauseServicer(WindowReader(driver), IncidentStore(driver), RootCauseRanker(), blast_radius,
+                          deployments=GraphWriter(driver)), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from rootgraph.graph.store import GraphStore
+from rootgraph.graph.reader import WindowReader
 
 T0 = 1_800_000_000 * 10**9  # a fixed minute-aligned instant (ns)
 
@@ -59,32 +59,32 @@ def _traffic(make_exporter, requests: int = 5, fail_db_on: int = 2) -> None:  # 
     checkout.shutdown()
 
 
-def _edges(store: GraphStore) -> dict[tuple[str, str], tuple[int, int]]:
-    _, calls, _ = store.service_graph()
+def _edges(reader: WindowReader) -> dict[tuple[str, str], tuple[int, int]]:
+    _, calls, _ = reader.service_graph()
     return {(a, b): (c, e) for a, b, c, e, _ in calls}
 
 
-def _expect_graph(store: GraphStore, app) -> None:  # noqa: ANN001
+def _expect_graph(reader: WindowReader, app) -> None:  # noqa: ANN001
     app.ingestor.flush_all()  # halves whose partner never comes (the user root) degrade now
-    edges = _edges(store)
+    edges = _edges(reader)
     assert edges[("frontend", "checkout")] == (5, 2)
     assert edges[("checkout", "db:postgresql/orders")] == (5, 2)
     assert edges[("user", "frontend")] == (5, 2)
-    entities = {e.id: e.kind.value for e in store.service_graph()[0]}
+    entities = {e.id: e.kind.value for e in reader.service_graph()[0]}
     assert entities["db:postgresql/orders"] == "database"
     assert entities["host:checkout-host"] == "host"
 
 
-def test_sdk_grpc_exporter_fills_the_graph(app, store: GraphStore) -> None:  # noqa: ANN001
+def test_sdk_grpc_exporter_fills_the_graph(app, reader: WindowReader) -> None:  # noqa: ANN001
     port = app.ports["otlp_grpc"]
     _traffic(lambda: GrpcExporter(endpoint=f"127.0.0.1:{port}", insecure=True))
-    _expect_graph(store, app)
+    _expect_graph(reader, app)
 
 
-def test_sdk_http_exporter_fills_the_graph(app, store: GraphStore) -> None:  # noqa: ANN001
+def test_sdk_http_exporter_fills_the_graph(app, reader: WindowReader) -> None:  # noqa: ANN001
     port = app.ports["otlp_http"]
     _traffic(lambda: HttpExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces"))
-    _expect_graph(store, app)
+    _expect_graph(reader, app)
 
 
 def _post(app, body: bytes, ctype: str, encoding: str | None = None):  # noqa: ANN001,ANN202
@@ -111,7 +111,7 @@ def _json_request(service: str | None, trace_hex: str = "0af7651916cd43dd8448eb2
     }]}).encode()
 
 
-def test_http_json_gzip_and_partial_success(app, store: GraphStore) -> None:  # noqa: ANN001
+def test_http_json_gzip_and_partial_success(app) -> None:  # noqa: ANN001
     status, body, headers = _post(app, gzip.compress(_json_request("api")), "application/json", "gzip")
     assert status == 200 and headers["Content-Type"] == "application/json"
     assert json.loads(body) == {}  # everything accepted: no partial_success

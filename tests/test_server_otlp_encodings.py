@@ -20,7 +20,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from test_ingest_helpers import CLIENT, SERVER, request, resource_spans, span
 from test_server_otlp import _expect_graph, _traffic
 
-from rootgraph.graph.store import GraphStore
+from rootgraph.graph.admin import GraphAdmin
+from rootgraph.graph.reader import WindowReader
 
 pytestmark = pytest.mark.neo4j
 
@@ -74,16 +75,16 @@ CODINGS = {
 
 
 @pytest.mark.parametrize(("header", "encode"), CODINGS.values(), ids=CODINGS.keys())
-def test_compressed_body_is_ingested(app, store: GraphStore, header: str, encode) -> None:  # noqa: ANN001
+def test_compressed_body_is_ingested(app, reader: WindowReader, header: str, encode) -> None:  # noqa: ANN001
     status, body = _post(app, encode(_calls(5)), header)
     assert status == 200, status_pb2.Status.FromString(body).message
     app.ingestor.flush_all()
-    _, calls, _ = store.service_graph()
+    _, calls, _ = reader.service_graph()
     assert {(a, b): (c, e) for a, b, c, e, _ in calls}[("front", "back")] == (5, 2)
 
 
 @pytest.mark.parametrize("coding", ["br", "snappy", "gzip, br"])
-def test_unsupported_coding_is_415_naming_it_and_stores_nothing(app, store: GraphStore, coding: str) -> None:  # noqa: ANN001,E501
+def test_unsupported_coding_is_415_naming_it_and_stores_nothing(app, store: GraphAdmin, coding: str) -> None:  # noqa: ANN001,E501
     status, body = _post(app, _calls(1), coding)
     assert status == 415
     message = status_pb2.Status.FromString(body).message
@@ -95,7 +96,7 @@ def test_unsupported_coding_is_415_naming_it_and_stores_nothing(app, store: Grap
 
 @pytest.mark.parametrize("compress", [zstandard.ZstdCompressor().compress, _zstd_stream],
                          ids=["content size declared", "streamed"])
-def test_zstd_bomb_is_413(app, store: GraphStore, compress) -> None:  # noqa: ANN001
+def test_zstd_bomb_is_413(app, store: GraphAdmin, compress) -> None:  # noqa: ANN001
     limit = app.settings.max_request_bytes
     bomb = compress(b"\x00" * (limit + 1))
     assert len(bomb) < limit // 1000  # a real bomb: tiny on the wire
@@ -126,7 +127,7 @@ def test_corrupt_compressed_body_is_400_naming_the_coding(app, coding: str, body
 
 
 @pytest.mark.parametrize("compression", [Compression.Deflate, Compression.Gzip], ids=["deflate", "gzip"])
-def test_sdk_http_exporter_with_compression_fills_the_graph(app, store: GraphStore, compression) -> None:  # noqa: ANN001,E501
+def test_sdk_http_exporter_with_compression_fills_the_graph(app, reader: WindowReader, compression) -> None:  # noqa: ANN001,E501
     port = app.ports["otlp_http"]
     _traffic(lambda: HttpExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", compression=compression))
-    _expect_graph(store, app)
+    _expect_graph(reader, app)

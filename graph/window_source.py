@@ -1,0 +1,178 @@
+"""What the API reads of the graph: the :class:`WindowSource` protocol and its fake.
+
+:class:`~rootgraph.graph.reader.WindowReader` implements :class:`WindowSource` over
+Neo4j; the servicer knows nothing else about it (STYLE.md #2). :class:`InMemoryWindows`
+is the fake for unit tests of pure logic (STYLE.md #9): it keeps the deltas it is given
+and answers the same questions with the same rules as the real reader — which
+``tests/test_graph_window_source.py`` checks on the same data against the real Neo4j.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol, runtime_checkable
+
+from rootgraph.graph.model import (
+    BucketRow, Deployment, EdgeInfo, Entity, EntityKind, GraphDelta, StatsBucket, Window, WindowData,
+)
+
+__all__ = ["InMemoryWindows", "ServiceGraph", "WindowSource"]
+
+#: (entities by id, CALLS edges as (caller, callee, calls, errors, async), RUNS_ON pairs)
+ServiceGraph = tuple[list[Entity], list[tuple[str, str, int, int, bool]], list[tuple[str, str]]]
+
+#: Entity kinds that carry the ``Infra`` label (``graph/writer.py``): hosts a service runs on.
+_INFRA = frozenset({EntityKind.HOST, EntityKind.NODE, EntityKind.POD})
+
+
+@runtime_checkable
+class WindowSource(Protocol):
+    """The graph as the API reads it: one window of statistics, entity lookups, the graph."""
+
+    def read_window(self, incident: Window, baseline: Window, bucket_seconds: int,
+                    *, timeout_s: float | None = None) -> WindowData:
+        """Subgraph and statistics of the entities active in ``baseline`` or ``incident``.
+
+        Entities with statistics rows in ``[min start, max end)``, the infra entities they
+        run on, every series as rows in time order, call edges sorted by (caller, callee),
+        and deployments in the same span. Two reads with the same non-empty ``version``
+        returned equal windows. Raises a retryable error when storage is unavailable and
+        ``TimeoutError`` past ``timeout_s``.
+        """
+        ...
+
+    def entity(self, entity_id: str) -> Entity | None:
+        """The stored entity of that id, or None."""
+        ...
+
+    def service_graph(self) -> ServiceGraph:
+        """Every entity (by id), CALLS edge (by caller, callee) and RUNS_ON pair (by entity)."""
+        ...
+
+
+class InMemoryWindows:
+    """A :class:`WindowSource` over deltas held in memory, for tests.
+
+    Fill it with :meth:`apply_deltas` (the ``DeltaSink`` method, so an ``Ingestor`` can
+    write into it) and :meth:`record_deployment`. It applies the writer's rules: batches
+    deduplicated by ``batch_id``; an entity's name, kind and an edge's ``async`` fixed
+    when first written; statistics summed; a service's new version after another one is
+    an implicit deployment unless one of that version is recorded; an explicit record
+    replaces the implicit one of the same rollout.
+    """
+
+    def __init__(self) -> None:
+        self._batches: set[str] = set()
+        self._entities: dict[str, Entity] = {}
+        self._edges: dict[tuple[str, str], StatsBucket] = {}
+        self._async: dict[tuple[str, str], bool] = {}
+        self._service_buckets: dict[tuple[str, int], StatsBucket] = {}
+        self._edge_buckets: dict[tuple[str, str, int], StatsBucket] = {}
+        self._runs_on: set[tuple[str, str]] = set()
+        self._versions: dict[str, list[str]] = {}
+        self._deployments: dict[str, Deployment] = {}
+
+    # -- writes (the DeltaSink method, and deployments) ---------------------------------
+
+    def apply_deltas(self, deltas: list[GraphDelta]) -> list[bool]:
+        out = []
+        for d in deltas:
+            fresh = d.batch_id not in self._batches
+            if fresh:
+                self._batches.add(d.batch_id)
+                self._apply(d)
+            out.append(fresh)
+        return out
+
+    def record_deployment(self, deployment: Deployment) -> bool:
+        if deployment.id in self._deployments:
+            return False
+        self._entities.setdefault(deployment.service, Entity(deployment.service, deployment.service,
+                                                             EntityKind.SERVICE))
+        self._deployments[deployment.id] = deployment
+        for key, d in list(self._deployments.items()):
+            if (d.source == "span-version" and d.service == deployment.service
+                    and d.version == deployment.version and key != deployment.id):
+                del self._deployments[key]
+        return True
+
+    def _apply(self, d: GraphDelta) -> None:
+        for e in d.entities.values():
+            self._entities.setdefault(e.id, e)
+        for (s, t), b in d.edges.items():
+            if s in self._entities and t in self._entities:
+                self._async.setdefault((s, t), (s, t) in d.async_edges)
+                _add(self._edges, (s, t), b)
+        for skey, b in d.service_buckets.items():
+            _add(self._service_buckets, skey, b)
+        for ekey, b in d.edge_buckets.items():
+            _add(self._edge_buckets, ekey, b)
+        self._runs_on |= {(s, i) for s, i in d.runs_on if s in self._entities and i in self._entities}
+        for (svc, version), at in sorted(d.versions.items(), key=lambda kv: kv[1]):
+            seen = self._versions.setdefault(svc, []) if svc in self._entities else None
+            if seen is None or version in seen:
+                continue
+            old = seen[-1] if seen else None
+            seen.append(version)
+            recorded = any(x.service == svc and x.version == version for x in self._deployments.values())
+            if old is not None and not recorded:
+                key = f"span-version:{svc}:{version}"
+                self._deployments.setdefault(key, Deployment(key, svc, version, at, old, "", "span-version"))
+        for dep in d.deployments:
+            self.record_deployment(dep)
+
+    # -- the WindowSource protocol -------------------------------------------------------
+
+    def read_window(self, incident: Window, baseline: Window, bucket_seconds: int,
+                    *, timeout_s: float | None = None) -> WindowData:
+        lo, hi = min(incident.start_s, baseline.start_s), max(incident.end_s, baseline.end_s)
+        services: dict[str, list[BucketRow]] = {}
+        edge_rows: dict[tuple[str, str], list[BucketRow]] = {}
+        for (e, t), b in sorted(self._service_buckets.items(), key=lambda kv: kv[0][1]):
+            if lo <= t < hi:
+                services.setdefault(e, []).append(BucketRow(
+                    t, b.requests, b.errors, b.duration_ms_sum, b.self_ms_sum, b.exclusive_errors,
+                    tuple(b.histogram)))
+        for (s, c, t), b in sorted(self._edge_buckets.items(), key=lambda kv: kv[0][2]):
+            if lo <= t < hi:
+                edge_rows.setdefault((s, c), []).append(BucketRow(
+                    t, b.requests, b.errors, b.duration_ms_sum, 0.0, 0, tuple(b.histogram)))
+        active = set(services) | {x for pair in edge_rows for x in pair}
+        entities = {i: self._entities[i] for i in active if i in self._entities}
+        async_edges = {pair for pair, is_async in self._async.items() if is_async and pair[0] in entities}
+        runs_on: dict[str, tuple[str, ...]] = {}
+        for svc in entities:
+            hosts = sorted(h for s, h in self._runs_on if s == svc and self._entities[h].kind in _INFRA)
+            if hosts:
+                runs_on[svc] = tuple(hosts)
+        for h in {h for hosts in runs_on.values() for h in hosts}:
+            entities[h] = self._entities[h]
+        deployments = tuple(sorted((d for d in self._deployments.values() if lo * 1000 <= d.at_ms < hi * 1000),
+                                   key=lambda d: (d.at_ms, d.id)))
+        edges = tuple(EdgeInfo(s, c, (s, c) in async_edges, tuple(edge_rows[(s, c)]))
+                      for s, c in sorted(edge_rows))
+        window = WindowData(incident, baseline, bucket_seconds, entities,
+                            {e: tuple(rows) for e, rows in services.items()}, edges, runs_on, deployments)
+        # Same content, same version: what the real reader promises of its versions.
+        content = repr((window, sorted(entities), sorted(window.service_buckets.items())))
+        version = hashlib.blake2b(content.encode(), digest_size=16).hexdigest()
+        return WindowData(incident, baseline, bucket_seconds, entities, window.service_buckets, edges,
+                          runs_on, deployments, version)
+
+    def entity(self, entity_id: str) -> Entity | None:
+        return self._entities.get(entity_id)
+
+    def service_graph(self) -> ServiceGraph:
+        return (
+            [self._entities[i] for i in sorted(self._entities)],
+            [(s, c, b.requests, b.errors, self._async[(s, c)]) for (s, c), b in sorted(self._edges.items())],
+            sorted(self._runs_on),
+        )
+
+
+def _add(into: dict, key: object, bucket: StatsBucket) -> None:  # type: ignore[type-arg]
+    total = into.get(key)
+    if total is None:
+        into[key] = bucket.copy()
+    else:
+        total.add(bucket)

@@ -1,0 +1,52 @@
+"""The fake ``InMemoryWindows`` keeps the ``WindowSource`` contract of the real reader:
+the same deltas give the same windows, entities and service graph (real Neo4j)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from rootgraph.graph.model import Deployment, Entity, EntityKind, GraphDelta, Window
+from rootgraph.graph.reader import WindowReader
+from rootgraph.graph.window_source import InMemoryWindows, WindowSource
+from rootgraph.graph.writer import GraphWriter
+from test_graph_store import _bucket, _delta
+
+
+def _deltas() -> list[GraphDelta]:
+    """Batches that exercise every rule: re-send, async edge, hosts, versions, deployments,
+    rows outside the window and an entity with no rows at all."""
+    a = _delta("a")
+    a.entities["shop/queue"] = Entity("shop/queue", "queue", EntityKind.MESSAGING, "shop")
+    a.entities["shop/idle"] = Entity("shop/idle", "idle", EntityKind.SERVICE, "shop")
+    a.edges[("shop/frontend", "shop/queue")] = _bucket(4, 0, 1.0)
+    a.async_edges = {("shop/frontend", "shop/queue")}
+    a.edge_buckets[("shop/frontend", "shop/queue", 660)] = _bucket(4, 0, 1.0)
+    a.service_buckets[("shop/frontend", 60)] = _bucket(2, 0, 3.0)   # in the baseline
+    a.service_buckets[("shop/frontend", 900)] = _bucket(7, 7, 9.0)  # after the incident
+    b = _delta("b")
+    b.versions = {("shop/frontend", "1.1.0"): 650_000}              # implicit deployment
+    b.deployments = [Deployment("ci-9", "shop/frontend", "1.2.0", 700_000, "1.1.0", "abc", "ci",
+                                (("env", "prod"),))]
+    b.service_buckets[("shop/frontend", 660)] = _bucket(3, 1, 4.0, 2.0, 1)
+    return [a, b, _delta("a")]  # "a" re-sent: counted once
+
+
+def test_fake_and_real_reader_give_the_same_windows(writer: GraphWriter, reader: WindowReader) -> None:
+    fake = InMemoryWindows()
+    for d in _deltas():
+        assert writer.apply_deltas([d]) == fake.apply_deltas([d])
+    dep = Deployment("argo-1", "shop/checkout", "3.0", 120_000, source="api")
+    assert writer.record_deployment(dep) is fake.record_deployment(dep) is True
+    assert isinstance(fake, WindowSource) and isinstance(reader, WindowSource)
+    for incident, baseline in ((Window(600, 720), Window(0, 600)), (Window(660, 720), Window(600, 660)),
+                               (Window(900, 960), Window(840, 900)), (Window(2000, 2060), Window(1940, 2000))):
+        real, mine = reader.read_window(incident, baseline, 60), fake.read_window(incident, baseline, 60)
+        assert replace(mine, version="") == replace(real, version="")
+        assert mine.version and fake.read_window(incident, baseline, 60).version == mine.version
+    full = fake.read_window(Window(600, 720), Window(0, 600), 60)
+    assert {d.id for d in full.deployments} == {"argo-1", "span-version:shop/frontend:1.1.0", "ci-9"}
+    assert [e.is_async for e in full.edges if e.callee == "shop/queue"] == [True]
+    assert "shop/idle" not in full.entities and full.runs_on == {"shop/frontend": ("host:node-1",)}
+    assert fake.service_graph() == reader.service_graph()
+    for eid in ("shop/idle", "host:node-1", "shop/checkout", "nope"):
+        assert fake.entity(eid) == reader.entity(eid)
