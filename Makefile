@@ -25,6 +25,7 @@ bench-smoke: $(BIN)/.installed ## quick versions of the benchmarks (CI runs thes
 	$(BIN)/python bench/ingest.py --quick
 	$(BIN)/python bench/accuracy.py --quick
 	$(BIN)/python bench/latency.py --quick
+	$(BIN)/python bench/real/run.py --quick
 
 PEERS := .venv-peers
 $(PEERS)/.installed: bench/peers-requirements.txt
