@@ -25,7 +25,7 @@ from rootgraph.v1 import rootgraph_pb2 as pb
 from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
 
 __all__ = [
-    "Action", "ActionKind", "BlastRadius", "Cause", "Deployment", "EvidenceItem", "Impact", "Ranking",
+    "Action", "ActionKind", "BlastRadius", "Cause", "Deployment", "EvidenceItem", "FaultKind", "Impact", "Ranking",
     "RootGraphClient", "ServiceGraph", "ranking_from_proto",
 ]
 

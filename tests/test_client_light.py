@@ -66,7 +66,7 @@ def test_the_client_returns_the_rankers_own_result_types() -> None:
 
 def test_client_exports_exactly_the_documented_surface() -> None:
     assert sorted(client.__all__) == sorted([
-        "Action", "ActionKind", "BlastRadius", "Cause", "Deployment", "EvidenceItem", "Impact", "Ranking",
+        "Action", "ActionKind", "BlastRadius", "Cause", "Deployment", "EvidenceItem", "FaultKind", "Impact", "Ranking",
         "RootGraphClient", "ServiceGraph", "ranking_from_proto",
     ])
     for name in client.__all__:
@@ -80,7 +80,7 @@ def test_client_exports_exactly_the_documented_surface() -> None:
 def test_results_module_exports_exactly_the_result_types_and_the_plausibility_rule() -> None:
     assert sorted(results.__all__) == sorted([
         "PLAUSIBLE_FACTOR", "PLAUSIBLE_FLOOR", "Action", "ActionKind", "BlastRadius", "Cause",
-        "EvidenceItem", "Impact", "Ranking", "is_plausible",
+        "EvidenceItem", "FaultKind", "Impact", "Ranking", "fault_kind_name", "is_plausible",
     ])
 
 
