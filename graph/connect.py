@@ -1,4 +1,4 @@
-"""Open a Neo4j driver from settings: an existing server, or the local one.
+"""Open a Neo4j driver from settings (:class:`~rootgraph.graph.config.Neo4jTarget`): an existing server, or the local one.
 
 With ``NEO4J_URI`` set, rootgraph uses that server with ``NEO4J_USER`` and
 ``NEO4J_PASSWORD``/``NEO4J_PASSWORD_FILE``. Without it, the project provisions and
@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from neo4j import Driver, GraphDatabase
 
-from rootgraph.config import ConfigError, Settings
+from rootgraph.config import ConfigError
+from rootgraph.graph.config import Neo4jTarget
 from rootgraph.graph.local import LocalNeo4j
 
 __all__ = ["open_driver"]
 
 
-def open_driver(settings: Settings, *, start_local: bool = True, log=print) -> Driver:  # noqa: ANN001
+def open_driver(settings: Neo4jTarget, *, start_local: bool = True, log=print) -> Driver:  # noqa: ANN001
     """Return a connected driver; start the local server first when it is the target."""
     if settings.uses_local_neo4j:
         local = LocalNeo4j(settings)

@@ -14,7 +14,7 @@ like the tarball's (shared/neo4j-local.md). Verified here on 2026-11-29:
   (``browser.post_connect_cmd``); the guide is served from a copy of the Browser jar put
   ahead of ``lib/`` on the classpath (``graph/browser.py`` says why).
 
-Layout under ``Settings.home`` (outside the work tree):
+Layout under ``home`` (``LocalNeo4jSettings``) (outside the work tree):
 
 ``neo4j-<version>/lib``            the server, shared by all instances, keyed by version
 ``instances/<name>/{conf,data,logs,run,plugins}``  one server's state
@@ -35,7 +35,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rootgraph.config import Secret, Settings, read_secret_file
+from rootgraph.config import Secret, read_secret_file
+from rootgraph.graph.config import LocalNeo4jSettings
 from rootgraph.graph.browser import GUIDE_FILE, browser_jar_with_guide, post_connect_cmd
 
 __all__ = [
@@ -125,7 +126,7 @@ class LocalNeo4j:
     deadline, so no stray JVM is left behind.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: LocalNeo4jSettings) -> None:
         self._s = settings
         self.server_home = settings.home / f"neo4j-{NEO4J_VERSION}"
         self.instance_dir = settings.home / "instances" / settings.local_instance

@@ -86,6 +86,11 @@ class Settings:
     #: Bucket times of statistics kept in memory for reads (graph/window_cache.py);
     #: 150 covers a 30-minute baseline + incident and BlastRadius's hour. 0 = off.
     window_cache_buckets: int = 150
+    #: How often the API asks Neo4j which model version is current (server/registry.py):
+    #: a ``rootgraph model promote``/``rollback`` from another process answers within
+    #: this many seconds, and a RankCauses between checks costs no Neo4j round trip.
+    #: 0 = ask on every call.
+    model_check_seconds: float = 5.0
     #: Optional bearer token required on mutating RPCs (``ROOTGRAPH_TOKEN``).
     api_token: Secret | None = None
 
@@ -109,6 +114,8 @@ class Settings:
             raise ConfigError(f"ingest_group_max: must be >= 1, got {self.ingest_group_max}")
         if self.window_cache_buckets < 0:
             raise ConfigError(f"window_cache_buckets: must be >= 0, got {self.window_cache_buckets}")
+        if not 0 <= self.model_check_seconds <= 3600:
+            raise ConfigError(f"model_check_seconds: must be in 0..3600, got {self.model_check_seconds}")
         if self.local_start_timeout_s <= 0:
             raise ConfigError("local_start_timeout_s: must be > 0")
         for name in ("api_address", "otlp_grpc_address", "otlp_http_address"):
@@ -148,6 +155,7 @@ _ENV: dict[str, str] = {
     "max_request_bytes": "ROOTGRAPH_MAX_REQUEST_BYTES",
     "ingest_group_max": "ROOTGRAPH_INGEST_GROUP_MAX",
     "window_cache_buckets": "ROOTGRAPH_WINDOW_CACHE_BUCKETS",
+    "model_check_seconds": "ROOTGRAPH_MODEL_CHECK_SECONDS",
 }
 
 
@@ -164,6 +172,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         try:
             if kind in ("int", int):
                 values[name] = int(raw)
+            elif kind in ("float", float):
+                values[name] = float(raw)
             elif kind in ("Path", Path):
                 values[name] = Path(raw).expanduser()
             else:

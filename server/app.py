@@ -132,7 +132,8 @@ class App:
                                         available=lambda: self.health.serving)
         consumer = IngestConsumer(self.committer)
         # The current (:ModelVersion), looked up per call: promote/rollback need no restart.
-        self.ranker = ModelRegistry(ModelStore(driver, settings.neo4j_database))
+        self.ranker = ModelRegistry(ModelStore(driver, settings.neo4j_database),
+                                    check_interval_s=settings.model_check_seconds)
         setup_telemetry(self.stats, __version__)
 
         interceptors = [TokenAuthInterceptor(settings.api_token.value)] if settings.api_token else []

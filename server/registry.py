@@ -1,10 +1,11 @@
 """``ModelRegistry``: which model version answers, looked up per request.
 
-The servicer's ``Ranker``: every ``rank`` asks Neo4j which ``(:ModelVersion)`` is
-current (one indexed read, at most every ``check_interval_s``) and uses a ranker built
-from that version's ``params_json``, cached by version. So a ``rootgraph model
-promote`` or ``rollback`` run from another process takes effect at the next call
-without a restart, and every answer names the version that produced it. At start the
+The servicer's ``Ranker``: a ``rank`` asks Neo4j which ``(:ModelVersion)`` is current
+at most every ``check_interval_s`` (``ROOTGRAPH_MODEL_CHECK_SECONDS``, default 5 s; one
+indexed read) and uses a ranker built from that version's ``params_json``, cached by
+version. So a ``rootgraph model promote`` or ``rollback`` run from another process
+takes effect within that interval without a restart, while the RankCauses between
+checks cost no Neo4j round trip for it, and every answer names the version that produced it. At start the
 built-in parameters are stored as version ``prior-v1`` (current if nothing else is),
 so a rollback can always get back to them. While Neo4j cannot say, the last known
 version keeps answering.

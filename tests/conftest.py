@@ -32,6 +32,8 @@ def neo4j_settings() -> Settings:
         local_http_port=int(os.environ.get("ROOTGRAPH_TEST_HTTP_PORT", "17474")),
         local_heap="768m",
         local_pagecache="256m",
+        # A promote from another process must show within this bound (test_learning_versions).
+        model_check_seconds=0.2,
     )
 
 

@@ -9,6 +9,7 @@ answer replays exactly from its audit record.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -96,6 +97,14 @@ def test_learning_through_the_server_train_evaluate_promote_rollback_and_replay(
         def rank(w: WindowData):  # noqa: ANN202
             return rg.rank_causes(w.incident.start_s, w.incident.end_s, top_k=5)
 
+        def answers_with(w: WindowData, version: str):  # noqa: ANN202
+            # A promote/rollback by another process (ops has its own store) takes effect
+            # within Settings.model_check_seconds (0.2 s here): wait on that, with a deadline.
+            deadline = time.monotonic() + 10.0
+            while (a := rank(w)).model_version != version and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return a
+
         def ac1(cases) -> float:  # noqa: ANN001
             answers = [rank(w) for w, _ in cases]
             return sum(a.causes[0].entity == c for a, (_, c) in zip(answers, cases)) / len(cases), answers
@@ -117,6 +126,7 @@ def test_learning_through_the_server_train_evaluate_promote_rollback_and_replay(
 
         assert rank(held[0][0]).model_version == "prior-v1"  # a candidate does not answer
         ops.promote(cand.version)
+        assert answers_with(held[0][0], cand.version).model_version == cand.version
         after_held, answers = ac1(held)
         after_rest, _ = ac1(rest)
         assert {a.model_version for a in answers} == {cand.version}
@@ -133,7 +143,7 @@ def test_learning_through_the_server_train_evaluate_promote_rollback_and_replay(
         assert old.ranking.model_version == "prior-v1"  # a promotion rewrites no record
 
         ops.rollback()
-        assert rank(held[0][0]).model_version == "prior-v1"
+        assert answers_with(held[0][0], "prior-v1").model_version == "prior-v1"
         assert models.get(cand.version).status == "retired"
 
 
