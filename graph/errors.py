@@ -18,8 +18,8 @@ class GraphError(Exception):
 class StoreUnavailable(GraphError):
     """Neo4j cannot be reached or is overloaded; the same call may succeed later.
 
-    Ingest raises this same type as ``ingest.sink.SinkUnavailable`` (the sink in front of
-    this store), so "storage unavailable" is one concept with one status mapping.
+    Ingest's sink and group committer raise this same type, so "storage unavailable" is
+    one concept with one status mapping.
     """
 
     retryable = True

@@ -9,10 +9,10 @@ for the CLI).
 
 from rootgraph.ingest.config import IngestConfig, IngestConfigError
 from rootgraph.ingest.pipeline import IngestResult, Ingestor
-from rootgraph.ingest.sink import DeltaSink, InMemorySink, SinkUnavailable
+from rootgraph.ingest.sink import DeltaSink, InMemorySink
 from rootgraph.ingest.spans import MalformedPayload
 
 __all__ = [
     "DeltaSink", "InMemorySink", "IngestConfig", "IngestConfigError", "IngestResult", "Ingestor",
-    "MalformedPayload", "SinkUnavailable",
+    "MalformedPayload",
 ]

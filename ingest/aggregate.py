@@ -28,7 +28,7 @@ from math import log2 as _log2
 
 from rootgraph.graph.model import HISTOGRAM_BUCKETS, Deployment, Entity, EntityKind, GraphDelta, StatsBucket
 from rootgraph.ingest.pairing import Call
-from rootgraph.ingest.spans import KIND_CONSUMER, KIND_SERVER, Span
+from rootgraph.ingest.spans import Span, is_entry
 
 __all__ = ["aggregate"]
 
@@ -72,8 +72,7 @@ def aggregate(
             seen = versions.get(key)
             if seen is None or start_ms < seen:
                 versions[key] = start_ms
-        kind = s.kind
-        if not (kind == KIND_SERVER or kind == KIND_CONSUMER or not s.parent_span_id):
+        if not is_entry(s):
             continue
         bucket_key = (service, (start // width_ns) * bucket_seconds)
         bucket = service_buckets.get(bucket_key)

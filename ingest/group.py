@@ -13,7 +13,7 @@ commit — so "acknowledged ⇒ durable" holds per request — or gets the group
 (retryable; nothing of the group is written and pairing memory is unchanged).
 
 Fail fast: while ``available()`` says storage is unreachable (the server's health
-probe), requests are refused at once with ``SinkUnavailable`` (→ UNAVAILABLE, retry)
+probe), requests are refused at once with ``StoreUnavailable`` (→ UNAVAILABLE, retry)
 instead of each group spending the driver's retry budget (~5 s) on a dead server and
 the requests queued behind it running into their deadlines.
 
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from rootgraph.ingest.pipeline import IngestResult, Ingestor, PreparedBatch
-from rootgraph.ingest.sink import SinkUnavailable
+from rootgraph.graph.errors import StoreUnavailable
 
 __all__ = ["GroupCommitter"]
 
@@ -71,11 +71,11 @@ class GroupCommitter:
         if batch.result is not None:
             return batch.result
         if not self._available():
-            raise SinkUnavailable("storage unavailable")
+            raise StoreUnavailable("storage unavailable")
         waiter = _Waiter(batch)
         with self._cv:
             if self._closed:
-                raise SinkUnavailable("ingest is shutting down")
+                raise StoreUnavailable("ingest is shutting down")
             self._queue.append(waiter)
             self._cv.notify()
         timeout = self._default_timeout_s if timeout_s is None else max(0.0, timeout_s)
@@ -117,7 +117,7 @@ class GroupCommitter:
         while (group := self._take()) is not None:
             try:
                 if not self._available():
-                    raise SinkUnavailable("storage unavailable")
+                    raise StoreUnavailable("storage unavailable")
                 results = self._ingestor.ingest_group([w.batch for w in group])
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
                 for w in group:

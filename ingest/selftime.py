@@ -29,18 +29,12 @@ children from their bucket; not done.
 
 from __future__ import annotations
 
-from rootgraph.ingest.spans import KIND_CLIENT, KIND_CONSUMER, KIND_INTERNAL, KIND_PRODUCER, KIND_SERVER, Span
+from rootgraph.ingest.spans import KIND_CLIENT, KIND_INTERNAL, KIND_PRODUCER, Span, is_entry
 from rootgraph.ingest.store import Key, PairingTxn
 
-__all__ = ["compute_self_time", "is_entry"]
+__all__ = ["compute_self_time"]
 
 Interval = tuple[int, int, bool]
-
-
-def is_entry(span: Span) -> bool:
-    """Whether the span counts as a request to its service (see module docstring)."""
-    kind = span.kind
-    return kind == KIND_SERVER or kind == KIND_CONSUMER or not span.parent_span_id
 
 
 def compute_self_time(spans: list[Span], txn: PairingTxn) -> None:
@@ -64,7 +58,7 @@ def compute_self_time(spans: list[Span], txn: PairingTxn) -> None:
             if parent.kind == KIND_INTERNAL and parent.parent_span_id:
                 parent_id = parent.parent_span_id
                 continue
-            if parent.kind == KIND_SERVER or parent.kind == KIND_CONSUMER or not parent.parent_span_id:
+            if is_entry(parent):
                 bucket = local.get(key)
                 if bucket is None:
                     local[key] = list(items)
@@ -78,7 +72,7 @@ def compute_self_time(spans: list[Span], txn: PairingTxn) -> None:
     entries: list[Span] = []
     for s in spans:
         kind = s.kind
-        if kind == KIND_SERVER or kind == KIND_CONSUMER or not s.parent_span_id:
+        if is_entry(s):
             entries.append(s)
             if not s.parent_span_id and (kind == KIND_CLIENT or kind == KIND_PRODUCER):
                 key = (s.trace_id, s.span_id)

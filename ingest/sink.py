@@ -3,7 +3,9 @@
 ``graph.writer.GraphWriter`` implements :class:`DeltaSink`; ingest knows nothing else about it
 (STYLE.md #2). :class:`InMemorySink` is the fake for unit tests of pure logic (STYLE.md
 #9): it keeps the sum of everything applied, deduplicated by ``batch_id`` exactly as the
-real writer must be.
+real writer must be. A sink that cannot store raises the graph stage's
+:class:`~rootgraph.graph.errors.StoreUnavailable` (retryable): one "storage
+unavailable" concept for the store, the group committer and the edge to map.
 """
 
 from __future__ import annotations
@@ -14,19 +16,9 @@ from typing import Protocol, runtime_checkable
 from rootgraph.graph.errors import StoreUnavailable
 from rootgraph.graph.model import Deployment, Entity, GraphDelta, StatsBucket
 
-__all__ = ["DeltaSink", "InMemorySink", "SinkUnavailable"]
+__all__ = ["DeltaSink", "InMemorySink"]
 
 
-#: Storage is down or timed out; the same batch may be retried later (``retryable``).
-#:
-#: This *is* the graph stage's :class:`~rootgraph.graph.errors.StoreUnavailable`, not a
-#: look-alike: the sink's only real implementation is the graph store, which raises it,
-#: and ingest already speaks the graph stage's vocabulary at this interface (its deltas
-#: are ``graph.model`` types), so depending on ``graph.errors`` adds no new edge between
-#: the stages. One type means one concept for the edge to map (server/errors.py) and one
-#: thing for callers to catch, whether the store failed or the committer refused early.
-#: The ingest-side name stays for the modules and tests that raise and catch it here.
-SinkUnavailable = StoreUnavailable
 
 
 @runtime_checkable
@@ -39,7 +31,7 @@ class DeltaSink(Protocol):
         Returns, per delta, True if applied now and False (changing nothing) if that
         ``batch_id`` was already applied. One batch is a list of one; several are a
         group commit (``ingest/group.py``). Raises an exception whose type has
-        ``retryable = True`` (e.g. :class:`SinkUnavailable`) when storage is unavailable;
+        ``retryable = True`` (e.g. :class:`StoreUnavailable`) when storage is unavailable;
         then nothing was applied, or — if the failure hid a successful commit — a retry
         returns False.
         """
@@ -58,7 +50,7 @@ def _merge(into: dict, key: object, bucket: StatsBucket) -> None:  # type: ignor
 class InMemorySink:
     """A :class:`DeltaSink` that sums deltas in memory, for tests.
 
-    ``fail_next`` makes the next N calls raise :class:`SinkUnavailable` before applying;
+    ``fail_next`` makes the next N calls raise :class:`StoreUnavailable` before applying;
     ``fail_after_apply`` makes the next N calls apply *then* raise (a lost commit ack).
     """
 
@@ -82,11 +74,11 @@ class InMemorySink:
         if self.fail_next > 0:
             self.fail_next -= 1
             self.calls += 1
-            raise SinkUnavailable("in-memory sink told to fail")
+            raise StoreUnavailable("in-memory sink told to fail")
         out = [self._apply(d) for d in deltas]
         if self.fail_after_apply > 0:
             self.fail_after_apply -= 1
-            raise SinkUnavailable("in-memory sink applied, then lost the ack")
+            raise StoreUnavailable("in-memory sink applied, then lost the ack")
         return out
 
     def _apply(self, delta: GraphDelta) -> bool:

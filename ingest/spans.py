@@ -62,6 +62,7 @@ __all__ = [
     "KIND_CLIENT",
     "KIND_PRODUCER",
     "KIND_CONSUMER",
+    "is_entry",
 ]
 
 KIND_INTERNAL = 1
@@ -141,6 +142,14 @@ class Span:
     #: filled by ``selftime``: union (ns) of outbound children, and whether one failed
     child_ns: int = 0
     child_error: bool = False
+
+
+def is_entry(span: Span) -> bool:
+    """Whether the span is a request *to* its service: a SERVER or CONSUMER span, or a
+    root span of any kind. The one entry rule: request statistics (``aggregate``), self
+    time (``selftime``) and the entry points of the graph all use it."""
+    kind = span.kind
+    return kind == KIND_SERVER or kind == KIND_CONSUMER or not span.parent_span_id
 
 
 @dataclass(slots=True)

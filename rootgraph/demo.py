@@ -119,7 +119,7 @@ def run_demo(settings: Settings, *, console: Console, as_json: bool = False, wid
     if settings.uses_local_neo4j:
         local = LocalNeo4j(settings)
         console.print(f"\n[bold]Neo4j Browser:[/bold] {local.browser_url}  (user neo4j, password: "
-                      f"`cat {local.password_file}`; style: drag graph/browser.grass after `:style`)")
+                      f"`cat {local.password_file}`; the style and a guide of ready queries open on connect)")
         console.print("  The incident and its suspects:\n"
                       f"  [cyan]MATCH p=(:Incident {{id: '{answer.incident_id}'}})-[:SUSPECTS|BLAMES|AFFECTS]->() "
                       "RETURN p[/cyan]\n"

@@ -12,7 +12,8 @@ from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.writer import GraphWriter
 from rootgraph.ingest.group import GroupCommitter
 from rootgraph.ingest.pipeline import Ingestor
-from rootgraph.ingest.sink import InMemorySink, SinkUnavailable
+from rootgraph.graph.errors import StoreUnavailable
+from rootgraph.ingest.sink import InMemorySink
 from rootgraph.simulate.replay import ReplayTemplate, build_template
 
 
@@ -47,7 +48,7 @@ def test_failed_group_changes_nothing_and_retry_counts_once(template: ReplayTemp
     payloads = _payloads(template, 1)
     sink = InMemorySink(fail_next=1)
     ing = Ingestor(sink)
-    with pytest.raises(SinkUnavailable):
+    with pytest.raises(StoreUnavailable):
         ing.ingest_group([ing.prepare(p) for p in payloads])
     assert ing.stats()["pending_clients"] == 0 and sink.spans == 0
     ing.ingest_group([ing.prepare(p) for p in payloads])
@@ -60,7 +61,7 @@ def test_lost_ack_then_retry_is_not_counted_twice(template: ReplayTemplate) -> N
     payloads = _payloads(template, 1)
     sink = InMemorySink(fail_after_apply=1)
     ing = Ingestor(sink)
-    with pytest.raises(SinkUnavailable):
+    with pytest.raises(StoreUnavailable):
         ing.ingest_group([ing.prepare(p) for p in payloads])
     results = ing.ingest_group([ing.prepare(p) for p in payloads])
     assert all(r.duplicate for r in results)

@@ -7,7 +7,8 @@ from test_ingest_helpers import BUCKET0, CLIENT, SERVER, payload, request, resou
 
 from rootgraph.ingest.config import IngestConfig, IngestConfigError
 from rootgraph.ingest.pipeline import Ingestor
-from rootgraph.ingest.sink import DeltaSink, InMemorySink, SinkUnavailable
+from rootgraph.graph.errors import StoreUnavailable
+from rootgraph.ingest.sink import DeltaSink, InMemorySink
 from rootgraph.ingest.spans import MalformedPayload
 
 CLIENT_BATCH = payload(resource_spans("a", span(1, 1, None, SERVER, 0, 100), span(1, 2, 1, CLIENT, 10, 50)))
@@ -20,7 +21,7 @@ def _counts(sink: InMemorySink) -> dict[tuple[str, str], int]:
 
 def test_in_memory_sink_satisfies_the_protocol() -> None:
     assert isinstance(InMemorySink(), DeltaSink)
-    assert SinkUnavailable.retryable is True
+    assert StoreUnavailable.retryable is True
 
 
 def test_failed_write_rolls_back_pairing_and_retry_counts_once() -> None:
@@ -28,7 +29,7 @@ def test_failed_write_rolls_back_pairing_and_retry_counts_once() -> None:
     ingestor = Ingestor(sink)
     ingestor.ingest_request(CLIENT_BATCH)
     sink.fail_next = 1
-    with pytest.raises(SinkUnavailable):
+    with pytest.raises(StoreUnavailable):
         ingestor.ingest_request(SERVER_BATCH)
     stats = ingestor.stats()
     assert (stats["paired"], stats["pending_clients"], stats["batches_failed"]) == (0, 1, 1)
@@ -55,7 +56,7 @@ def test_lost_ack_then_retry_commits_pairing_once() -> None:
     sink = InMemorySink()
     ingestor = Ingestor(sink)
     sink.fail_after_apply = 1
-    with pytest.raises(SinkUnavailable):
+    with pytest.raises(StoreUnavailable):
         ingestor.ingest_request(CLIENT_BATCH)
     assert ingestor.ingest_request(CLIENT_BATCH).duplicate
     ingestor.ingest_request(SERVER_BATCH)  # pairs with the client half remembered on retry
