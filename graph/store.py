@@ -13,6 +13,7 @@ Habits (DESIGN.md, STYLE.md #7):
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import Any
 
 from neo4j import Driver, ManagedTransaction
 
-from rootgraph.graph.errors import StoreUnavailable
+from rootgraph.graph.errors import NotFound, StoreUnavailable
 from rootgraph.graph.model import (
     BucketRow,
     Deployment,
@@ -314,6 +315,40 @@ class GraphStore(Repository):
             return not existed
 
         return self._write(work)
+
+    def resolve_service(self, name: str) -> str:
+        """The id of the known service ``name`` names: its id, or its bare ``service.name``
+        when that is unique (``orders`` for ``sock-shop/orders``).
+
+        Why: a deployment of a service the graph does not know is linked to nothing and
+        never seen by inference, so a typo must fail loudly instead (issue 13). Raises
+        :class:`NotFound` naming the close matches, the services an ambiguous bare name
+        could mean, or, with neither, that no such service has sent traffic yet.
+        """
+        def work(tx: ManagedTransaction) -> tuple[list[str], list[tuple[str, str]]]:
+            exact = [r[0] for r in tx.run(
+                "MATCH (e:Service) WHERE e.id = $name OR e.name = $name RETURN e.id ORDER BY e.id", name=name)]
+            if exact:
+                return exact, []
+            return [], [(r[0], r[1] or r[0]) for r in tx.run("MATCH (e:Service) RETURN e.id, e.name")]
+
+        exact, known = self._read(work)
+        if name in exact:
+            return name
+        if len(exact) == 1:
+            return exact[0]
+        if exact:
+            raise NotFound(f"service: {name!r} names several services, give its namespace: {', '.join(exact)}")
+        by_key: dict[str, set[str]] = {}
+        for sid, short in known:
+            by_key.setdefault(sid, set()).add(sid)
+            by_key.setdefault(short, set()).add(sid)
+        close = sorted({sid for key in difflib.get_close_matches(name, list(by_key), n=5, cutoff=0.6)
+                        for sid in by_key[key]})
+        if close:
+            raise NotFound(f"service: unknown service {name!r}; did you mean: {', '.join(close[:5])}")
+        raise NotFound(f"service: unknown service {name!r}: no service of that name has sent traffic yet "
+                       "(deployments are recorded for services seen in traces; retry once it has)")
 
     def prune(self, older_than_s: int, batch_ids_older_than_ms: int) -> int:
         """Delete statistics buckets before ``older_than_s`` and old batch markers.

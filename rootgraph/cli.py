@@ -450,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = client_cmd("deploy", cmd_deploy, "record a deployment")
     p.add_argument("service")
     p.add_argument("version")
-    p.add_argument("--id", help="idempotency key (default service:version:at)")
+    p.add_argument("--id", help="idempotency key (default: derived by the server from service, version, "
+                                    "--commit and --at)")
     p.add_argument("--at")
     p.add_argument("--commit")
     p.add_argument("--previous", help="previous version")

@@ -135,9 +135,9 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
 
     @grpc_errors
     def RecordDeployment(self, request: pb.RecordDeploymentRequest, context: grpc.ServicerContext) -> pb.RecordDeploymentResponse:  # noqa: N802,E501
-        dep = deployment_from_request(request, self._clock())
+        dep = deployment_from_request(request, self._graph.resolve_service, self._clock())
         created = self._graph.record_deployment(dep)
-        return pb.RecordDeploymentResponse(id=dep.id, created=created)
+        return pb.RecordDeploymentResponse(id=dep.id, created=created, service=dep.service)
 
     @grpc_errors
     def SubmitFeedback(self, request: pb.SubmitFeedbackRequest, context: grpc.ServicerContext) -> pb.SubmitFeedbackResponse:  # noqa: N802,E501

@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from test_ingest_helpers import CLIENT, SERVER, request, resource_spans, span
 
 from rootgraph.config import Settings
+from rootgraph.graph.model import Entity, EntityKind, GraphDelta
 from rootgraph.graph.store import GraphStore
 from rootgraph.v1 import rootgraph_pb2 as pb
 from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
@@ -110,17 +111,22 @@ def test_submit_feedback_with_unknown_enum_values_is_invalid(stub, store: GraphS
     assert ok.created
 
 
-def test_record_deployment_without_id_is_invalid_and_stores_nothing(stub, store: GraphStore) -> None:  # noqa: ANN001
-    assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(service="a", version="1")).startswith("id")
+def test_record_deployment_of_bad_or_unknown_input_stores_nothing(stub, store: GraphStore) -> None:  # noqa: ANN001
+    assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(service="a", version="1"),
+                    grpc.StatusCode.NOT_FOUND).startswith("service: unknown service 'a'")
     assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(
         id="d1", service="a" * 513, version="1")).startswith("service")
     assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(
         id="d1", service="a", version="1", commit="c" * 100_000)).startswith("commit")
     assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(
         id="d1", service="a", version="1", at=Timestamp(seconds=-1))).startswith("at")
+    assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(
+        id="d\x01", service="a", version="1")).startswith("id")
     assert store.counts()["deployments"] == store.counts()["entities"] == 0
     # Cypher-looking values are data
     name = "x'}) DETACH DELETE n //"
+    delta = GraphDelta(batch_id="cypher-name", entities={name: Entity(name, name, EntityKind.SERVICE)})
+    store.apply_delta(delta)
     assert stub.RecordDeployment(pb.RecordDeploymentRequest(id=name, service=name, version="$v"), timeout=30).created
     (dep,) = store.deployments()
     assert (dep.id, dep.service, dep.version) == (name, name, "$v")

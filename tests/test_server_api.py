@@ -183,15 +183,71 @@ def test_blast_radius_reads_complete_minutes_only(client, incident, app, store) 
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_record_deployment_is_idempotent_and_validated(client, store) -> None:  # noqa: ANN001
+def test_record_deployment_is_idempotent_and_validated(client, incident, store) -> None:  # noqa: ANN001
     assert client.record_deployment("checkout", "1.4.2", id="argo-1", commit="abc", previous_version="1.4.1",
                                     at=1_700_000_000, attributes={"env": "prod"}) is True
     assert client.record_deployment("checkout", "1.4.2", id="argo-1", at=1_700_000_000) is False
-    (dep,) = store.deployments()
+    dep = next(d for d in store.deployments() if d.id == "argo-1")
     assert (dep.service, dep.version, dep.previous_version, dep.commit) == ("checkout", "1.4.2", "1.4.1", "abc")
     with pytest.raises(grpc.RpcError) as err:
         client.record_deployment("", "1.0")
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith("service")
+
+
+@pytest.fixture()
+def deploy_stub(app):  # noqa: ANN001,ANN201
+    with grpc.insecure_channel(f"127.0.0.1:{app.ports['api']}") as channel:
+        yield pb_grpc.RootCauseStub(channel)
+
+
+def _sock_shop(store: GraphStore) -> None:
+    """Services as traces name them: ``service.namespace``/``service.name``."""
+    delta = GraphDelta(batch_id="sock-shop")
+    for ns, name in (("sock-shop", "orders"), ("sock-shop", "carts"), ("other", "carts")):
+        delta.entities[f"{ns}/{name}"] = Entity(f"{ns}/{name}", name, EntityKind.SERVICE, ns)
+    store.apply_delta(delta)
+
+
+def test_record_deployment_without_id_derives_a_key_that_a_retry_repeats(deploy_stub, store) -> None:  # noqa: ANN001
+    """A CI script's call without id: the retry is recognised (created=false), not doubled."""
+    import hashlib
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    _sock_shop(store)
+    req = pb.RecordDeploymentRequest(service="sock-shop/orders", version="2.1.0", commit="9f2c")
+    first, retry = deploy_stub.RecordDeployment(req, timeout=30), deploy_stub.RecordDeployment(req, timeout=30)
+    assert (first.created, retry.created) == (True, False) and first.id == retry.id
+    # the documented derivation: sha256 over [service, version, commit, at ms or null]
+    assert first.id == "deploy:" + hashlib.sha256(b'["sock-shop/orders", "2.1.0", "9f2c", null]').hexdigest()[:32]
+    timed = pb.RecordDeploymentRequest(service="sock-shop/orders", version="2.1.0", commit="9f2c",
+                                       at=Timestamp(seconds=1_700_000_100))
+    a, b = deploy_stub.RecordDeployment(timed, timeout=30), deploy_stub.RecordDeployment(timed, timeout=30)
+    assert (a.created, b.created) == (True, False) and a.id == b.id != first.id
+    assert sorted(d.id for d in store.deployments()) == sorted({first.id, a.id})
+
+
+def test_record_deployment_resolves_a_bare_name_and_refuses_unknown_services(deploy_stub, store, client) -> None:  # noqa: ANN001,E501
+    _sock_shop(store)
+    entities = store.counts()["entities"]
+    bare = deploy_stub.RecordDeployment(pb.RecordDeploymentRequest(service="orders", version="3"), timeout=30)
+    assert bare.created and bare.service == "sock-shop/orders"
+    (dep,) = store.deployments()
+    assert dep.service == "sock-shop/orders"
+    with store._driver.session() as s:  # noqa: SLF001 - linked to the service inference reads
+        assert s.run("MATCH (:Deployment {id: $id})-[:OF]->(e:Entity) RETURN e.id", id=bare.id).single()[0] \
+            == "sock-shop/orders"
+    # the same deployment named in full is the same key: a retry, not a second record
+    assert not deploy_stub.RecordDeployment(pb.RecordDeploymentRequest(service="sock-shop/orders", version="3"),
+                                            timeout=30).created
+    for name, expect in (("ordrs", "did you mean: sock-shop/orders"),
+                         ("carts", "other/carts, sock-shop/carts"),
+                         ("brand-new", "no service of that name has sent traffic yet")):
+        with pytest.raises(grpc.RpcError) as err:
+            client.record_deployment(name, "1.0", commit="abc")
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND, name
+        assert err.value.details().startswith("service:") and expect in err.value.details(), err.value.details()
+    counts = store.counts()
+    assert counts["deployments"] == 1 and counts["entities"] == entities  # nothing stored silently
 
 
 def test_submit_feedback_and_get_incident(client, incident) -> None:  # noqa: ANN001
