@@ -511,6 +511,21 @@ class GraphStore(Repository):
         ).single())
         return None if rec is None else Entity(rec[0], rec[1] or rec[0], EntityKind(rec[3]), rec[2] or "")
 
+    def first_traffic(self, entity_id: str, from_s: int) -> int | None:
+        """Start of the first bucket at or after ``from_s`` with traffic of ``entity_id``:
+        its own requests, calls to or from it, or (infrastructure) of a service on it."""
+        def work(tx: ManagedTransaction) -> list[int]:
+            ids = [entity_id] + tx.run("MATCH (s:Entity)-[:RUNS_ON]->(:Entity {id: $id}) RETURN collect(s.id)",
+                                       id=entity_id).single()[0]
+            found = [tx.run("MATCH (b:ServiceBucket) WHERE b.t >= $lo AND b.entity IN $ids RETURN min(b.t)",
+                            lo=from_s, ids=ids).single()[0],
+                     tx.run("MATCH (b:EdgeBucket) WHERE b.t >= $lo AND (b.src IN $ids OR b.dst IN $ids) "
+                            "RETURN min(b.t)", lo=from_s, ids=ids).single()[0]]
+            return [t for t in found if t is not None]
+
+        found = self._read(work)
+        return min(found) if found else None
+
     def service_graph(self) -> tuple[list[Entity], list[tuple[str, str, int, int, bool]], list[tuple[str, str]]]:
         """All entities, CALLS edges (src, dst, calls, errors, async) and RUNS_ON pairs."""
         def work(tx: ManagedTransaction):  # noqa: ANN202

@@ -17,7 +17,7 @@ import grpc
 
 from rootgraph.graph.errors import Conflict, NotFound, StoreUnavailable
 from rootgraph.inference.errors import InvalidArgument as InferenceInvalidArgument
-from rootgraph.inference.errors import UnknownEntity
+from rootgraph.inference.errors import NoTrafficInWindow, UnknownEntity
 
 __all__ = [
     "InvalidRequest", "PayloadTooLarge", "Overloaded", "Unauthenticated", "Classified",
@@ -73,6 +73,8 @@ def classify(exc: BaseException) -> Classified:
         return Classified(grpc.StatusCode.INVALID_ARGUMENT, 400, str(exc))
     if isinstance(exc, (UnknownEntity, NotFound)):
         return Classified(grpc.StatusCode.NOT_FOUND, 404, str(exc))
+    if isinstance(exc, NoTrafficInWindow):  # OUT_OF_RANGE: `at` is outside the entity's data; another at answers
+        return Classified(grpc.StatusCode.OUT_OF_RANGE, 400, str(exc))
     if isinstance(exc, Conflict):
         return Classified(grpc.StatusCode.ALREADY_EXISTS, 409, str(exc))
     if isinstance(exc, PayloadTooLarge):

@@ -22,6 +22,7 @@ from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord, IncidentSt
 from rootgraph.graph.model import Window, WindowData, window_json
 from rootgraph.graph.store import GraphStore
 from rootgraph.inference.blast import check_fault_size
+from rootgraph.inference.errors import NoTrafficInWindow
 from rootgraph.inference.results import BlastRadius, Ranking
 from rootgraph.server.convert import (
     blast_to_proto, ceil_to_bucket, deployment_from_request, floor_to_bucket, rank_window, ranking_to_proto, ts,
@@ -126,9 +127,11 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
             # Known entity, but no traffic in the last complete hour (gone quiet, or new
             # this minute): use every bucket still stored up to ``at``, the minute it falls
             # in included (retention bounds it). The baseline is unused by what-if queries.
-            data = self._graph.read_window(Window(self._bucket, ceil_to_bucket(at, self._bucket)),
-                                           Window(0, self._bucket),
+            upto = ceil_to_bucket(at, self._bucket)
+            data = self._graph.read_window(Window(self._bucket, upto), Window(0, self._bucket),
                                            self._bucket, timeout_s=_remaining(context))
+            if entity not in data.entities:  # its traffic starts after `at`: say so, and when
+                raise NoTrafficInWindow(entity, start, end, self._graph.first_traffic(entity, upto))
         _remaining(context)
         result = self._blast(data, entity, fault_kind, fault_size)
         return blast_to_proto(result, self._ranker.model_version)

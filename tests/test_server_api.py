@@ -180,6 +180,36 @@ def test_blast_radius_reads_complete_minutes_only(client, incident, app, store) 
     assert {i.entity for i in fresh.impacts} >= {"newcomer", "frontend"}
     with pytest.raises(grpc.RpcError) as err:  # ... but not before it existed
         client.blast_radius("newcomer", at=end + 60)
+    assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE
+
+
+def test_blast_radius_before_an_entitys_first_traffic_says_when_it_starts(client, incident, store) -> None:  # noqa: ANN001,E501
+    """Not "unknown entity" for an entity the graph lists: no traffic before `at`, and from when."""
+    from datetime import datetime, timezone
+
+    end = incident.incident.end_s
+    late = GraphDelta(batch_id="late", entities={"late": Entity("late", "late", EntityKind.SERVICE),
+                                                 "frontend": incident.entities["frontend"]})
+    late.service_buckets[("late", end + 120)] = StatsBucket(20, 0, 400.0, 400.0, 0, [0] * 40)
+    late.edge_buckets[("frontend", "late", end + 120)] = StatsBucket(20, 0, 500.0, 0.0, 0, [0] * 40)
+    late.edges[("frontend", "late")] = StatsBucket(20, 0, 500.0, 0.0, 0, [0] * 40)
+    store.apply_delta(late)
+    assert ("late", "service") in client.service_graph().entities
+    first = datetime.fromtimestamp(end + 120, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with pytest.raises(grpc.RpcError) as err:  # its traffic starts a few seconds after `at`
+        client.blast_radius("late", at=end + 115)
+    assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert err.value.details().startswith("at: entity 'late' exists but had no traffic in the hour before at")
+    assert f"first traffic is in the minute from {first}" in err.value.details()
+    assert {i.entity for i in client.blast_radius("late", fault_kind="down", at=end + 130).impacts} >= {"frontend"}
+    # Known, but no traffic stored at all (e.g. pruned): said too, without a time.
+    store.apply_delta(GraphDelta(batch_id="silent", entities={"silent": Entity("silent", "silent",
+                                                                               EntityKind.SERVICE)}))
+    with pytest.raises(grpc.RpcError) as err:
+        client.blast_radius("silent", at=end)
+    assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE and "no traffic of it is stored" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:  # the graph really does not know it
+        client.blast_radius("lat", at=end + 115)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
