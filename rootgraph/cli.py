@@ -121,7 +121,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     overrides = {k: v for k, v in (("api_address", args.api), ("otlp_grpc_address", args.otlp_grpc),
-                                   ("otlp_http_address", args.otlp_http)) if v}
+                                   ("otlp_http_address", args.otlp_http),
+                                   ("pairing_wait_seconds", args.pairing_wait)) if v is not None}
     settings = load_settings(**overrides)
     tls = None
     if args.tls_cert or args.tls_key:
@@ -158,7 +159,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     driver, store = _open_store(settings)
-    ingestor = Ingestor(store, IngestConfig(bucket_seconds=settings.bucket_seconds))
+    ingestor = Ingestor(store, IngestConfig(bucket_seconds=settings.bucket_seconds,
+                                            pending_ttl_s=settings.pairing_wait_seconds))
     errors: list[str] = []
     spans = payloads = duplicates = 0
     try:
@@ -419,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api", help="API listen address (default 127.0.0.1:50051)")
     p.add_argument("--otlp-grpc", help="OTLP gRPC listen address (default 127.0.0.1:4317)")
     p.add_argument("--otlp-http", help="OTLP HTTP listen address (default 127.0.0.1:4318)")
+    p.add_argument("--pairing-wait", type=float, metavar="SECONDS",
+                   help="how long an unpaired span half waits for its partner (default 10)")
     p.add_argument("--tls-cert", help="PEM certificate: serve gRPC over TLS")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument("--tls-client-ca", help="PEM CA bundle: require client certificates (mTLS)")

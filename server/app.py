@@ -124,7 +124,8 @@ class App:
         self.graph.ensure_schema()
         self.incidents = IncidentStore(driver, settings.neo4j_database)
         self._sink = _TimedSink(self.graph)
-        self.ingestor = Ingestor(self._sink, IngestConfig(bucket_seconds=settings.bucket_seconds))
+        self.ingestor = Ingestor(self._sink, IngestConfig(bucket_seconds=settings.bucket_seconds,
+                                                          pending_ttl_s=settings.pairing_wait_seconds))
         self.committer = GroupCommitter(self.ingestor, max_requests=settings.ingest_group_max,
                                         available=lambda: self.health.serving)
         consumer = IngestConsumer(self.committer)
