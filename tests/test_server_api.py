@@ -380,3 +380,87 @@ def test_blast_radius_for_an_entity_without_recent_traffic_uses_the_stored_graph
     """What-if for something quiet now: the fixture's traffic is years old, `at` defaults to now."""
     br = client.blast_radius("db:postgresql/orders")
     assert {i.entity for i in br.impacts} >= {"checkout", "frontend"}
+
+
+def _health(app, service: str) -> int:  # noqa: ANN001
+    with grpc.insecure_channel(f"127.0.0.1:{app.ports['api']}") as ch:
+        return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+
+
+def _wait_serving(app, deadline_s: float = 60.0) -> None:  # noqa: ANN001
+    import time
+
+    end = time.monotonic() + deadline_s
+    while _health(app, "rootgraph.v1.RootCause") != health_pb2.HealthCheckResponse.SERVING:
+        assert time.monotonic() < end, "API not SERVING before the deadline"
+        time.sleep(0.05)
+
+
+def test_health_is_not_serving_until_the_start_up_warm_up_finished(neo4j_driver, neo4j_settings, store, monkeypatch) -> None:  # noqa: ANN001,E501
+    import threading
+    from dataclasses import replace
+
+    from rootgraph.server.app import App
+
+    release, started = threading.Event(), threading.Event()
+    real = App._warm_up
+
+    def slow_warm_up(self) -> None:  # noqa: ANN001
+        started.set()
+        release.wait(30)
+        real(self)
+
+    monkeypatch.setattr(App, "_warm_up", slow_warm_up)
+    settings = replace(neo4j_settings, api_address="127.0.0.1:0", otlp_grpc_address="127.0.0.1:0",
+                       otlp_http_address="127.0.0.1:0")
+    app = App(settings, neo4j_driver).start()
+    try:
+        assert started.wait(30)
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        assert _health(app, "rootgraph.v1.RootCause") == _health(app, "") == not_serving
+        # ingest needs no warm-up: OTLP is accepted meanwhile
+        assert _health(app, "opentelemetry.proto.collector.trace.v1.TraceService") == \
+            health_pb2.HealthCheckResponse.SERVING
+        release.set()
+        _wait_serving(app)
+        assert _health(app, "") == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        release.set()
+        app.stop(grace_s=1.0)
+
+
+def test_first_rank_causes_after_a_start_is_not_much_slower_than_the_next(app, store) -> None:  # noqa: ANN001
+    """What a first call would pay (read cache, model, encoders) is paid before SERVING."""
+    import dataclasses
+    import statistics
+    import time
+
+    from rootgraph.graph.model import Window
+    from rootgraph.inference.synthetic import generate_incident
+
+    w, _ = generate_incident(200, seed=3)
+    by = (int(time.time()) // 60 * 60) - w.incident.end_s  # the recent past, as on call
+    rows = lambda rs: tuple(dataclasses.replace(r, start_s=r.start_s + by) for r in rs)  # noqa: E731
+    w = dataclasses.replace(
+        w, incident=Window(w.incident.start_s + by, w.incident.end_s + by),
+        baseline=Window(w.baseline.start_s + by, w.baseline.end_s + by),
+        service_buckets={e: rows(rs) for e, rs in w.service_buckets.items()},
+        edges=tuple(dataclasses.replace(e, buckets=rows(e.buckets)) for e in w.edges),
+        deployments=tuple(dataclasses.replace(d, at_ms=d.at_ms + by * 1000) for d in w.deployments), version="")
+    store.apply_delta(window_to_delta(w))
+    app.stop(grace_s=1.0)  # a fresh start over the loaded graph
+    from rootgraph.server.app import App
+
+    fresh = App(app.settings, store._driver).start()  # noqa: SLF001
+    try:
+        _wait_serving(fresh)
+        times = []
+        with RootGraphClient(f"127.0.0.1:{fresh.ports['api']}", timeout_s=60) as rg:
+            for _ in range(6):
+                t = time.perf_counter()
+                rg.rank_causes(w.incident.start_s, w.incident.end_s)
+                times.append(time.perf_counter() - t)
+        later = statistics.median(times[1:])
+        assert times[0] < 3 * later + 0.1, [round(x * 1000) for x in times]
+    finally:
+        fresh.stop(grace_s=1.0)
