@@ -316,6 +316,7 @@ def test_deadline_is_honoured(app, incident) -> None:  # noqa: ANN001
 
 
 def test_health_is_serving_with_neo4j(app) -> None:  # noqa: ANN001
+    _wait_serving(app)  # once the start-up warm-up is done (test_health_is_not_serving_until_...)
     with grpc.insecure_channel(f"127.0.0.1:{app.ports['api']}") as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         for service in ("", "rootgraph.v1.RootCause"):
