@@ -20,6 +20,7 @@ from neo4j import Driver, ManagedTransaction
 from rootgraph.graph.model import BucketRow, Deployment, EdgeInfo, Entity, EntityKind, Window, WindowData
 from rootgraph.graph.repository import Repository
 from rootgraph.graph.window_cache import Block, BucketCache
+from rootgraph.graph.window_source import resolve_service_name
 
 __all__ = ["WindowReader"]
 
@@ -199,6 +200,26 @@ class WindowReader(Repository):
             [(a, b, int(c), int(e), bool(x)) for a, b, c, e, x in calls],
             [(a, b) for a, b in runs],
         )
+
+    def resolve_service(self, name: str) -> str:
+        """The id of the known service ``name`` means (``resolve_service_name``)."""
+        rows = self._read(lambda tx: tx.run("MATCH (e:Service) RETURN e.id, e.name").values())
+        return resolve_service_name(name, ((sid, short or sid) for sid, short in rows))
+
+    def first_traffic(self, entity_id: str, from_s: int) -> int | None:
+        """Start of the first bucket at or after ``from_s`` with traffic of ``entity_id``:
+        its own requests, calls to or from it, or (infrastructure) of a service on it."""
+        def work(tx: ManagedTransaction) -> list[int]:
+            ids = [entity_id] + tx.run("MATCH (s:Entity)-[:RUNS_ON]->(:Entity {id: $id}) RETURN collect(s.id)",
+                                       id=entity_id).single()[0]
+            found = [tx.run("MATCH (b:ServiceBucket) WHERE b.t >= $lo AND b.entity IN $ids RETURN min(b.t)",
+                            lo=from_s, ids=ids).single()[0],
+                     tx.run("MATCH (b:EdgeBucket) WHERE b.t >= $lo AND (b.src IN $ids OR b.dst IN $ids) "
+                            "RETURN min(b.t)", lo=from_s, ids=ids).single()[0]]
+            return [t for t in found if t is not None]
+
+        found = self._read(work)
+        return min(found) if found else None
 
     def deployments(self, since_ms: int = 0, until_ms: int | None = None) -> list[Deployment]:
         until = until_ms if until_ms is not None else 2**62

@@ -9,14 +9,16 @@ and answers the same questions with the same rules as the real reader — which
 
 from __future__ import annotations
 
+import difflib
 import hashlib
-from typing import Protocol, runtime_checkable
+from typing import Iterable, Protocol, runtime_checkable
 
+from rootgraph.graph.errors import NotFound
 from rootgraph.graph.model import (
     BucketRow, Deployment, EdgeInfo, Entity, EntityKind, GraphDelta, StatsBucket, Window, WindowData,
 )
 
-__all__ = ["InMemoryWindows", "ServiceGraph", "WindowSource"]
+__all__ = ["InMemoryWindows", "ServiceGraph", "WindowSource", "resolve_service_name"]
 
 #: (entities by id, CALLS edges as (caller, callee, calls, errors, async), RUNS_ON pairs)
 ServiceGraph = tuple[list[Entity], list[tuple[str, str, int, int, bool]], list[tuple[str, str]]]
@@ -48,6 +50,46 @@ class WindowSource(Protocol):
     def service_graph(self) -> ServiceGraph:
         """Every entity (by id), CALLS edge (by caller, callee) and RUNS_ON pair (by entity)."""
         ...
+
+    def resolve_service(self, name: str) -> str:
+        """The id of the known service ``name`` means (:func:`resolve_service_name`)."""
+        ...
+
+    def first_traffic(self, entity_id: str, from_s: int) -> int | None:
+        """Start of the first bucket at or after ``from_s`` with traffic of ``entity_id``:
+        its own requests, calls to or from it, or (infrastructure) of a service on it."""
+        ...
+
+
+def resolve_service_name(name: str, services: Iterable[tuple[str, str]]) -> str:
+    """The id of the service ``name`` names among ``services`` ((id, service.name) pairs):
+    its id, or its bare ``service.name`` when that is unique (``orders`` for
+    ``sock-shop/orders``).
+
+    Why: a deployment of a service the graph does not know is linked to nothing and never
+    seen by inference, so a typo must fail loudly instead (issue 13). Raises
+    :class:`NotFound` naming the close matches (``difflib``, its default 0.6 cutoff), the
+    services an ambiguous bare name could mean, or, with neither, that no such service has
+    sent traffic yet.
+    """
+    known = list(services)
+    if any(sid == name for sid, _ in known):
+        return name
+    exact = sorted(sid for sid, short in known if short == name)
+    if len(exact) == 1:
+        return exact[0]
+    if exact:
+        raise NotFound(f"service: {name!r} names several services, give its namespace: {', '.join(exact)}")
+    by_key: dict[str, set[str]] = {}
+    for sid, short in known:
+        by_key.setdefault(sid, set()).add(sid)
+        by_key.setdefault(short or sid, set()).add(sid)
+    close = sorted({sid for key in difflib.get_close_matches(name, list(by_key), n=5, cutoff=0.6)
+                    for sid in by_key[key]})
+    if close:
+        raise NotFound(f"service: unknown service {name!r}; did you mean: {', '.join(close[:5])}")
+    raise NotFound(f"service: unknown service {name!r}: no service of that name has sent traffic yet "
+                   "(deployments are recorded for services seen in traces; retry once it has)")
 
 
 class InMemoryWindows:
@@ -168,6 +210,16 @@ class InMemoryWindows:
             [(s, c, b.requests, b.errors, self._async[(s, c)]) for (s, c), b in sorted(self._edges.items())],
             sorted(self._runs_on),
         )
+
+    def resolve_service(self, name: str) -> str:
+        return resolve_service_name(name, ((e.id, e.name) for e in self._entities.values()
+                                           if e.kind == EntityKind.SERVICE))
+
+    def first_traffic(self, entity_id: str, from_s: int) -> int | None:
+        ids = {entity_id} | {a for a, b in self._runs_on if b == entity_id}
+        found = [t for (e, t), b in self._service_buckets.items() if e in ids and t >= from_s]
+        found += [t for (a, b, t), _ in self._edge_buckets.items() if (a in ids or b in ids) and t >= from_s]
+        return min(found, default=None)
 
 
 def _add(into: dict, key: object, bucket: StatsBucket) -> None:  # type: ignore[type-arg]

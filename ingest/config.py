@@ -1,8 +1,15 @@
 """Ingest configuration: every default in one place, validated with the field's name.
 
-Defaults follow the Collector's ``servicegraphconnector`` store (10 s TTL; a larger
-100k-entry bound because we degrade instead of dropping) and one-minute statistics
-buckets (DESIGN.md "Neo4j is the system of record").
+The pairing wait (``pending_ttl_s``, ``rootgraph serve --pairing-wait`` /
+``ROOTGRAPH_PAIRING_WAIT_SECONDS``) is 10 s, longer than the Collector's
+``servicegraphconnector`` store (``store: ttl: 2s, max_items: 1000``), with a larger
+100k-entry bound because we degrade instead of dropping. Why configurable: a Collector
+that retries after an outage spreads its queue over tens of seconds (issue 13: ~37 s),
+and a half whose partner arrives after the wait becomes a fallback edge (``user`` ->
+service, or a virtual node) -- counted as ``late_after_expiry`` when the partner does
+arrive. A longer wait holds more unmatched halves in memory (up to
+``pending_max_entries``; beyond it the oldest degrade early, ``evicted_when_full``).
+Statistics buckets are one minute (DESIGN.md "Neo4j is the system of record").
 """
 
 from __future__ import annotations
@@ -26,8 +33,11 @@ class IngestConfig:
     bucket_seconds: int = 60
     #: unpaired span halves kept waiting for their partner (clients + servers)
     pending_max_entries: int = 100_000
-    #: how long (arrival clock, seconds) a half waits before it degrades
+    #: how long (arrival clock, seconds) a half waits before it degrades (module doc)
     pending_ttl_s: float = 10.0
+    #: how long the key of a degraded half is remembered, to count a partner arriving
+    #: later (``late_after_expiry``); bounded by ``pending_max_entries`` keys as well
+    expired_key_memory_s: float = 300.0
     #: parked outbound-call intervals awaiting their entry span (self time)
     self_time_max_entries: int = 100_000
     #: children arrive before long requests end, so this outlives ``pending_ttl_s``
@@ -49,7 +59,7 @@ class IngestConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise IngestConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("pending_ttl_s", "self_time_ttl_s"):
+        for name in ("pending_ttl_s", "self_time_ttl_s", "expired_key_memory_s"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise IngestConfigError(f"{name} must be a positive number of seconds, got {value!r}")

@@ -36,6 +36,10 @@ CONSUMER with a parent or links        edge ``queue:…`` → service if it has 
                                        attributes, else ``user`` (``unpaired_server``)
 =====================================  ================================================
 
+A half whose partner degraded already (it arrived more than the pairing wait later,
+e.g. from a Collector draining its retry queue) is counted ``late_after_expiry``: the
+keys of degraded halves are remembered for ``IngestConfig.expired_key_memory_s``.
+
 Not waited for at all: a root SERVER (edge from ``user``), a root CONSUMER without links
 (from its queue node, else ``user``), and a CLIENT span with ``db.system``/
 ``db.system.name`` (databases are not instrumented with SERVER spans, so the edge to
@@ -212,6 +216,7 @@ class Pairer:
                 key = (s.trace_id, s.span_id)
                 waiting = servers.pop(key)
                 if waiting is None:
+                    self._note_late(txn, (key,))
                     clients.put(key, now, (s, False))
                     continue
                 self._pair_waiters(txn, s, waiting[1], calls)
@@ -220,6 +225,7 @@ class Pairer:
             elif kind == KIND_SERVER and s.parent_span_id:  # fast path of the branch below
                 key = (s.trace_id, s.parent_span_id)
                 if clients.get(key) is None or not self._pair_inbound(txn, s, (key,), calls):
+                    self._note_late(txn, (key,))
                     prev = servers.get(key)
                     if prev is None:
                         servers.put(key, now, ((s, True),))
@@ -231,6 +237,7 @@ class Pairer:
                     calls.append(self._inbound_from(s, self._inbound_source(s)))
                     continue
                 if not self._pair_inbound(txn, s, keys, calls):
+                    self._note_late(txn, keys)
                     for i, key in enumerate(keys):
                         prev = servers.get(key)
                         waiter = (s, i == 0)
@@ -240,6 +247,18 @@ class Pairer:
                             servers.put(key, prev[0], prev[1] + (waiter,))
         self._evict_when_full(txn, calls)
         return calls
+
+    @staticmethod
+    def _note_late(txn: PairingTxn, keys: Sequence[Key]) -> None:
+        """Count a half whose partner already degraded (waited longer than the pairing
+        wait): the call became a fallback edge, this half will become another."""
+        expired = txn.expired
+        if not expired.size:
+            return
+        for key in keys:
+            if expired.pop(key) is not None:
+                txn.counters["late_after_expiry"] += 1
+                return
 
     @staticmethod
     def _inbound_keys(s: Span) -> list[Key]:
@@ -330,6 +349,7 @@ class Pairer:
             self._degrade(txn, oldest[0], oldest[1], "expired", calls)
         child_cutoff = float("inf") if everything else txn.now - txn.store.child_ttl_s
         txn.trim_children(child_cutoff)
+        txn.trim_expired(txn.now - txn.store.expired_key_memory_s)
         return calls
 
     def _evict_when_full(self, txn: PairingTxn, calls: list[Call]) -> None:
@@ -351,6 +371,7 @@ class Pairer:
             if matched:
                 return  # a producer that found its consumers: nothing is missing
             counters[why] += 1
+            txn.expired.put(key, txn.now, None)
             if out.kind == KIND_PRODUCER and self._queue(out) is not None:
                 return  # its queue edge was emitted on arrival; only the consumer is missing
             callee = self._virtual(out)
@@ -364,4 +385,5 @@ class Pairer:
             if primary:
                 counters[why] += 1
                 counters["unpaired_server"] += 1
+                txn.expired.put(key, txn.now, None)
                 calls.append(self._inbound_from(inbound, self._inbound_source(inbound)))

@@ -49,7 +49,7 @@ __all__ = ["IngestResult", "Ingestor", "PreparedBatch"]
 
 _PAIRING_COUNTERS = (
     "paired", "expired", "evicted_when_full", "unpaired_client", "unpaired_server", "virtual",
-    "self_time_expired", "self_time_evicted",
+    "self_time_expired", "self_time_evicted", "late_after_expiry",
 )
 
 
@@ -96,7 +96,7 @@ class Ingestor:
         self._store = PendingStore(
             cfg.pending_max_entries, cfg.pending_ttl_s,
             max_child_entries=cfg.self_time_max_entries, child_ttl_s=cfg.self_time_ttl_s,
-            clock=clock,
+            expired_key_memory_s=cfg.expired_key_memory_s, clock=clock,
         )
         self._pairer = Pairer()
         self._lock = threading.Lock()

@@ -9,7 +9,9 @@ store keeps what is still waiting:
 * ``servers``: SERVER/CONSUMER halves keyed by the ``(trace_id, span_id)`` of the
   outbound span they wait for (their parent, or a span link);
 * ``children``: outbound-call intervals keyed by the ``(trace_id, span_id)`` of the
-  ancestor whose self time they reduce (see ``selftime.py``).
+  ancestor whose self time they reduce (see ``selftime.py``);
+* ``expired``: keys of halves that degraded unpaired, so a partner arriving after
+  that is counted (``late_after_expiry``) instead of passing unnoticed.
 
 Why it is transactional: a batch's pairing must not change this memory unless the graph
 write of that batch succeeded; otherwise a client that retries the batch after a Neo4j
@@ -127,6 +129,8 @@ class PairingTxn:
         self.clients: Overlay[Any] = Overlay(store._clients)
         self.servers: Overlay[Any] = Overlay(store._servers)
         self.children: Overlay[Any] = Overlay(store._children)
+        #: keys of halves that degraded unpaired, kept to count a partner that comes late
+        self.expired: Overlay[Any] = Overlay(store._expired)
         self.counters: Counter[str] = Counter()
         self._generation = store._generation
         self._done = False
@@ -161,6 +165,15 @@ class PairingTxn:
                 return
             children.pop(head[0])
 
+    def trim_expired(self, cutoff: float) -> None:
+        """Forget degraded halves' keys older than ``cutoff`` or beyond the count bound."""
+        expired = self.expired
+        while True:
+            head = expired.oldest()
+            if head is None or (head[1][0] > cutoff and expired.size <= self.store.max_entries):
+                return
+            expired.pop(head[0])
+
     def commit(self) -> None:
         if self._done:
             raise StoreConflict("transaction already committed")
@@ -169,6 +182,7 @@ class PairingTxn:
         self.clients.apply()
         self.servers.apply()
         self.children.apply()
+        self.expired.apply()
         self.store.counters.update(self.counters)
         self.store._generation += 1
         self._done = True
@@ -184,16 +198,19 @@ class PendingStore:
         *,
         max_child_entries: int = 100_000,
         child_ttl_s: float = 60.0,
+        expired_key_memory_s: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_entries = max_entries
         self.ttl_s = ttl_s
         self.max_child_entries = max_child_entries
         self.child_ttl_s = child_ttl_s
+        self.expired_key_memory_s = expired_key_memory_s
         self.clock = clock
         self._clients: dict[Key, Entry] = {}
         self._servers: dict[Key, Entry] = {}
         self._children: dict[Key, Entry] = {}
+        self._expired: dict[Key, Entry] = {}
         self._generation = 0
         self.counters: Counter[str] = Counter()
 
@@ -205,4 +222,5 @@ class PendingStore:
             "pending_clients": len(self._clients),
             "pending_servers": len(self._servers),
             "pending_self_time": len(self._children),
+            "expired_keys_remembered": len(self._expired),
         }

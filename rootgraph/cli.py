@@ -90,7 +90,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     overrides = {k: v for k, v in (("api_address", args.api), ("otlp_grpc_address", args.otlp_grpc),
-                                   ("otlp_http_address", args.otlp_http)) if v}
+                                   ("otlp_http_address", args.otlp_http),
+                                   ("pairing_wait_seconds", args.pairing_wait)) if v is not None}
     settings = load_settings(**overrides)
     tls = tls_files(args.tls_cert, args.tls_key, args.tls_client_ca)
     driver = open_driver(settings, log=_log)
@@ -313,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api", help="API listen address (default 127.0.0.1:50051)")
     p.add_argument("--otlp-grpc", help="OTLP gRPC listen address (default 127.0.0.1:4317)")
     p.add_argument("--otlp-http", help="OTLP HTTP listen address (default 127.0.0.1:4318)")
+    p.add_argument("--pairing-wait", type=float, metavar="SECONDS",
+                   help="how long an unpaired span half waits for its partner (default 10)")
     p.add_argument("--tls-cert", help="PEM certificate: serve gRPC over TLS")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument("--tls-client-ca", help="PEM CA bundle: require client certificates (mTLS)")
@@ -346,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = client_cmd("deploy", cmd_deploy, "record a deployment")
     p.add_argument("service")
     p.add_argument("version")
-    p.add_argument("--id", help="idempotency key (default service:version:at)")
+    p.add_argument("--id", help="idempotency key (default: derived by the server from service, version, "
+                                    "--commit and --at)")
     p.add_argument("--at")
     p.add_argument("--commit")
     p.add_argument("--previous", help="previous version")

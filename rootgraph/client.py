@@ -12,7 +12,6 @@ grpcio + protobuf only: no pgmpy, pandas, numpy (``tests/test_client_light.py``)
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -133,10 +132,11 @@ class RootGraphClient:
     def record_deployment(self, service: str, version: str, *, id: str | None = None,  # noqa: A002
                           at: float | None = None, commit: str = "", previous_version: str = "",
                           source: str = "api", attributes: Mapping[str, str] | None = None) -> bool:
-        at = time.time() if at is None else at
+        # No id or at given: the server derives the key (server/convert.py
+        # derived_deployment_id), so a retried call is recognised as the same deployment.
         req = pb.RecordDeploymentRequest(
-            id=id or f"{service}:{version}:{int(at * 1000)}", service=service, version=version,
-            at=_ts(at), commit=commit, previous_version=previous_version, source=source,
+            id=id or "", service=service, version=version,
+            at=None if at is None else _ts(at), commit=commit, previous_version=previous_version, source=source,
             attributes=dict(attributes or {}))
         return self._stub.RecordDeployment(req, timeout=self._timeout, metadata=self._metadata).created
 

@@ -83,6 +83,11 @@ class Settings:
     max_request_bytes: int = 64 * 1024 * 1024
     #: Most OTLP requests written in one Neo4j transaction (group commit; 1 = off).
     ingest_group_max: int = 32
+    #: How long an unpaired span half waits for its partner (seconds; ingest/config.py):
+    #: longer keeps more halves in memory, shorter turns late halves into fallback edges.
+    #: The same default as ``IngestConfig.pending_ttl_s`` (a test keeps them equal; not
+    #: imported, so that client commands do not load the ingest stage).
+    pairing_wait_seconds: float = 10.0
     #: Bucket times of statistics kept in memory for reads (graph/window_cache.py);
     #: 150 covers a 30-minute baseline + incident and BlastRadius's hour. 0 = off.
     window_cache_buckets: int = 150
@@ -112,6 +117,8 @@ class Settings:
             raise ConfigError(f"max_request_bytes: must be >= 1024, got {self.max_request_bytes}")
         if self.ingest_group_max < 1:
             raise ConfigError(f"ingest_group_max: must be >= 1, got {self.ingest_group_max}")
+        if not 0 < self.pairing_wait_seconds <= 3600:  # also refuses nan
+            raise ConfigError(f"pairing_wait_seconds: must be in (0, 3600], got {self.pairing_wait_seconds}")
         if self.window_cache_buckets < 0:
             raise ConfigError(f"window_cache_buckets: must be >= 0, got {self.window_cache_buckets}")
         if not 0 <= self.model_check_seconds <= 3600:
@@ -154,6 +161,7 @@ _ENV: dict[str, str] = {
     "retention_hours": "ROOTGRAPH_RETENTION_HOURS",
     "max_request_bytes": "ROOTGRAPH_MAX_REQUEST_BYTES",
     "ingest_group_max": "ROOTGRAPH_INGEST_GROUP_MAX",
+    "pairing_wait_seconds": "ROOTGRAPH_PAIRING_WAIT_SECONDS",
     "window_cache_buckets": "ROOTGRAPH_WINDOW_CACHE_BUCKETS",
     "model_check_seconds": "ROOTGRAPH_MODEL_CHECK_SECONDS",
 }

@@ -6,8 +6,11 @@ types; servicers call these functions and nothing else does the mapping.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -19,7 +22,7 @@ from rootgraph.v1 import rootgraph_pb2 as pb
 
 __all__ = [
     "RankQuery", "rank_query", "ranking_to_proto", "blast_to_proto", "deployment_to_proto",
-    "deployment_from_request", "fault_kind_from_request", "ts", "ts_seconds", "validate_entity_name",
+    "deployment_from_request", "derived_deployment_id", "fault_kind_from_request", "ts", "ts_seconds", "validate_entity_name",
 ]
 
 MAX_NAME = 512
@@ -118,8 +121,27 @@ def deployment_to_proto(d: Deployment) -> pb.Deployment:
     )
 
 
-def deployment_from_request(req: pb.RecordDeploymentRequest, now: float | None = None) -> Deployment:
-    validate_entity_name(req.id, "id")
+def derived_deployment_id(service: str, version: str, commit: str, at_ms: int | None) -> str:
+    """The idempotency key of a RecordDeployment that came without ``id``.
+
+    ``"deploy:"`` + the first 32 hex digits of sha256 over the JSON list ``[service,
+    version, commit, at_ms]`` -- the *resolved* service id (so ``orders`` and
+    ``sock-shop/orders`` are one deployment), and ``at`` in ms only when the caller gave
+    it (``null`` otherwise). Why these fields: a retried call repeats them exactly, so
+    it maps to the same id (``created=false``); without ``at`` the key cannot tell a
+    retry from a re-deploy of the same version and commit, and takes it as a retry --
+    a pipeline that re-deploys one build sends ``at`` (its run's start) or its own id.
+    """
+    key = json.dumps([service, version, commit, at_ms], ensure_ascii=False)
+    return "deploy:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def deployment_from_request(req: pb.RecordDeploymentRequest, resolve_service: Callable[[str], str],
+                            now: float | None = None) -> Deployment:
+    """Validate a RecordDeployment, then resolve its service (``WindowSource.resolve_service``:
+    the known id it names, or NotFound) and fill the defaults (id, at, source)."""
+    if req.id:
+        validate_entity_name(req.id, "id")
     validate_entity_name(req.service, "service")
     validate_entity_name(req.version, "version")
     for field in ("commit", "previous_version", "source"):
@@ -130,11 +152,14 @@ def deployment_from_request(req: pb.RecordDeploymentRequest, now: float | None =
     for k, v in req.attributes.items():
         if not k or len(k) > 128 or len(v) > 1024:
             raise InvalidRequest("attributes", f"key {k[:40]!r}: keys 1..128, values up to 1024 characters")
-    at = ts_seconds(req.at, "at") if req.HasField("at") else (time.time() if now is None else now)
-    source = req.source or "api"
+    given_at = ts_seconds(req.at, "at") if req.HasField("at") else None
+    at = given_at if given_at is not None else (time.time() if now is None else now)
+    service = resolve_service(req.service)  # after validation: bad input never reads
+    dep_id = req.id or derived_deployment_id(service, req.version, req.commit,
+                                             None if given_at is None else int(given_at * 1000))
     return Deployment(
-        id=req.id, service=req.service, version=req.version, at_ms=int(at * 1000),
-        previous_version=req.previous_version, commit=req.commit, source=source,
+        id=dep_id, service=service, version=req.version, at_ms=int(at * 1000),
+        previous_version=req.previous_version, commit=req.commit, source=req.source or "api",
         attributes=tuple(sorted(req.attributes.items())),
     )
 

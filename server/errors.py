@@ -19,7 +19,7 @@ import grpc
 
 from rootgraph.graph.errors import Conflict, NotFound, StoreUnavailable
 from rootgraph.inference.errors import InvalidArgument as InferenceInvalidArgument
-from rootgraph.inference.errors import UnknownEntity
+from rootgraph.inference.errors import NoTrafficInWindow, UnknownEntity
 
 __all__ = [
     "InvalidRequest", "PayloadTooLarge", "Overloaded", "Unauthenticated", "UnsupportedMediaType", "Classified",
@@ -79,6 +79,7 @@ class _Status:
 
 
 @functools.cache
+@functools.cache
 def _statuses() -> dict[type[BaseException], _Status]:
     """Status by error type. Looked up along the exception's MRO, so a subclass is answered
     like its nearest listed base unless listed itself; whether a retry may help is read from
@@ -96,6 +97,9 @@ def _statuses() -> dict[type[BaseException], _Status]:
         UnsupportedMediaType: _Status(grpc.StatusCode.UNIMPLEMENTED, 415),
         UnknownEntity: not_found,
         NotFound: not_found,
+        # `at` lies outside the entity's data and another `at` answers: gRPC prefers
+        # OUT_OF_RANGE to FAILED_PRECONDITION for exactly that (status codes doc).
+        NoTrafficInWindow: _Status(grpc.StatusCode.OUT_OF_RANGE, 400),
         Conflict: _Status(grpc.StatusCode.ALREADY_EXISTS, 409),
         PayloadTooLarge: _Status(grpc.StatusCode.RESOURCE_EXHAUSTED, 413),
         # ingest's sink failures are this type too (ingest/sink.py)

@@ -23,6 +23,7 @@ from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord
 from rootgraph.graph.model import Deployment, Window, WindowData, window_json
 from rootgraph.graph.window_source import WindowSource
 from rootgraph.inference.blast import check_fault_size
+from rootgraph.inference.errors import NoTrafficInWindow
 from rootgraph.results import BlastRadius, FaultKind, Ranking
 from rootgraph.server.convert import (
     blast_to_proto, ceil_to_bucket, deployment_from_request, fault_kind_from_request, floor_to_bucket, rank_query,
@@ -140,18 +141,20 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
             # Known entity, but no traffic in the last complete hour (gone quiet, or new
             # this minute): use every bucket still stored up to ``at``, the minute it falls
             # in included (retention bounds it). The baseline is unused by what-if queries.
-            data = self._graph.read_window(Window(self._bucket, ceil_to_bucket(at, self._bucket)),
-                                           Window(0, self._bucket),
+            upto = ceil_to_bucket(at, self._bucket)
+            data = self._graph.read_window(Window(self._bucket, upto), Window(0, self._bucket),
                                            self._bucket, timeout_s=_remaining(context))
+            if entity not in data.entities:  # its traffic starts after `at`: say so, and when
+                raise NoTrafficInWindow(entity, start, end, self._graph.first_traffic(entity, upto))
         _remaining(context)
         result = self._blast(data, entity, fault_kind, fault_size)
         return blast_to_proto(result, self._ranker.model_version)
 
     @grpc_errors
     def RecordDeployment(self, request: pb.RecordDeploymentRequest, context: grpc.ServicerContext) -> pb.RecordDeploymentResponse:  # noqa: N802,E501
-        dep = deployment_from_request(request, self._clock())
+        dep = deployment_from_request(request, self._graph.resolve_service, self._clock())
         created = self._deployments.record_deployment(dep)
-        return pb.RecordDeploymentResponse(id=dep.id, created=created)
+        return pb.RecordDeploymentResponse(id=dep.id, created=created, service=dep.service)
 
     @grpc_errors
     def SubmitFeedback(self, request: pb.SubmitFeedbackRequest, context: grpc.ServicerContext) -> pb.SubmitFeedbackResponse:  # noqa: N802,E501

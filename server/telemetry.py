@@ -56,6 +56,7 @@ def setup_telemetry(stats: Callable[[], Mapping[str, float]], version: str) -> N
         ("unpaired_client", "client halves that never met a server half"),
         ("unpaired_server", "server halves that never met a client half"),
         ("evicted_when_full", "halves expired early because the pending store was full"),
+        ("late_after_expiry", "halves that arrived after their partner's pairing wait had run out"),
         ("batches_applied", "batches committed to Neo4j"),
         ("batches_failed", "batches refused because Neo4j was unavailable"),
     ):

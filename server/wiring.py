@@ -68,7 +68,8 @@ def file_ingestor(settings: Settings, writer: "GraphWriter") -> "Ingestor":
     from rootgraph.ingest.config import IngestConfig
     from rootgraph.ingest.pipeline import Ingestor
 
-    return Ingestor(writer, IngestConfig(bucket_seconds=settings.bucket_seconds))
+    return Ingestor(writer, IngestConfig(bucket_seconds=settings.bucket_seconds,
+                                         pending_ttl_s=settings.pairing_wait_seconds))
 
 
 def model_stores(settings: Settings, driver: "Driver") -> tuple["ModelStore", "IncidentStore"]:

@@ -40,8 +40,15 @@ def test_ingest_files_prints_a_summary_and_fills_the_graph(tmp_path: Path, store
         c for c in graph["calls"] if c["callee"] == "db:mongodb/orders").items()
 
 
-def test_client_commands_against_a_live_server(app, store, capsys) -> None:  # noqa: ANN001
+def test_client_commands_against_a_live_server(app, writer, capsys) -> None:  # noqa: ANN001
+    from rootgraph.graph.model import Entity, EntityKind, GraphDelta
+
     server = ["--server", f"127.0.0.1:{app.ports['api']}"]
+    # deployments are recorded for services seen in traces (an unknown one is NOT_FOUND)
+    writer.apply_deltas([GraphDelta(batch_id="seen", entities={"checkout": Entity("checkout", "checkout",
+                                                                                  EntityKind.SERVICE)})])
+    assert main(["deploy", "chekout", "2.0.0", *server]) == 1
+    assert "did you mean: checkout" in capsys.readouterr().err
     assert _json_out(capsys, ["deploy", "checkout", "2.0.0", "--id", "d-1", "--at", "2026-11-29T10:00:00Z",
                               "--previous", "1.9.0", "--json", *server]) == {"created": True}
     assert _json_out(capsys, ["deploy", "checkout", "2.0.0", "--id", "d-1", "--json", *server]) == {"created": False}

@@ -20,6 +20,7 @@ from test_ingest_helpers import CLIENT, SERVER, request, resource_spans, span
 from rootgraph.config import Settings
 from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.reader import WindowReader
+from rootgraph.graph.model import Entity, EntityKind, GraphDelta
 from rootgraph.v1 import rootgraph_pb2 as pb
 from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
 
@@ -111,17 +112,22 @@ def test_submit_feedback_with_unknown_enum_values_is_invalid(stub, store: GraphA
     assert ok.created
 
 
-def test_record_deployment_without_id_is_invalid_and_stores_nothing(stub, store: GraphAdmin, reader: WindowReader) -> None:  # noqa: ANN001
-    assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(service="a", version="1")).startswith("id")
+def test_record_deployment_of_bad_or_unknown_input_stores_nothing(stub, store: GraphAdmin, writer) -> None:  # noqa: ANN001
+    assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(service="a", version="1"),
+                    grpc.StatusCode.NOT_FOUND).startswith("service: unknown service 'a'")
     assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(
         id="d1", service="a" * 513, version="1")).startswith("service")
     assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(
         id="d1", service="a", version="1", commit="c" * 100_000)).startswith("commit")
     assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(
         id="d1", service="a", version="1", at=Timestamp(seconds=-1))).startswith("at")
+    assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(
+        id="d\x01", service="a", version="1")).startswith("id")
     assert store.counts()["deployments"] == store.counts()["entities"] == 0
     # Cypher-looking values are data
     name = "x'}) DETACH DELETE n //"
+    delta = GraphDelta(batch_id="cypher-name", entities={name: Entity(name, name, EntityKind.SERVICE)})
+    writer.apply_deltas([delta])
     assert stub.RecordDeployment(pb.RecordDeploymentRequest(id=name, service=name, version="$v"), timeout=30).created
     (dep,) = reader.deployments()
     assert (dep.id, dep.service, dep.version) == (name, name, "$v")

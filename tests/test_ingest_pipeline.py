@@ -134,13 +134,24 @@ def test_stats_has_every_documented_key() -> None:
     assert {
         "spans_received", "spans_accepted", "spans_rejected", "paired", "expired", "evicted_when_full",
         "unpaired_client", "unpaired_server", "virtual", "pending_clients", "pending_servers",
-        "batches_applied", "batches_duplicate", "batches_failed",
+        "batches_applied", "batches_duplicate", "batches_failed", "late_after_expiry",
     } <= keys
 
 
 @pytest.mark.parametrize(("field", "value"), [
     ("bucket_seconds", 0), ("bucket_seconds", 7), ("pending_max_entries", -1), ("pending_ttl_s", 0),
-    ("self_time_ttl_s", "x"), ("max_attribute_value_len", True)])
+    ("self_time_ttl_s", "x"), ("max_attribute_value_len", True), ("expired_key_memory_s", -1)])
 def test_config_validation_names_the_field(field: str, value: object) -> None:
     with pytest.raises(IngestConfigError, match=field):
         IngestConfig(**{field: value}).validate()  # type: ignore[arg-type]
+
+
+def test_pairing_wait_setting_reads_the_environment_and_names_itself_when_invalid() -> None:
+    from rootgraph.config import ConfigError, Settings, load_settings
+
+    assert Settings().pairing_wait_seconds == IngestConfig().pending_ttl_s  # one default
+    assert load_settings(env={"ROOTGRAPH_PAIRING_WAIT_SECONDS": "45"}).pairing_wait_seconds == 45.0
+    assert load_settings(env={}, pairing_wait_seconds=2.5).pairing_wait_seconds == 2.5
+    for raw in ("0", "-1", "nan", "3601", "soon"):
+        with pytest.raises(ConfigError, match="^pairing_wait_seconds"):
+            load_settings(env={"ROOTGRAPH_PAIRING_WAIT_SECONDS": raw})

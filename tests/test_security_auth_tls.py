@@ -57,11 +57,11 @@ def _all_nodes(store: GraphAdmin) -> int:
 
 
 def _mutations(incident_id: str) -> list[tuple[str, object]]:
-    return [
+    return [  # Export first: a deployment is only recorded for a service seen in traces
+        ("Export", request(resource_spans("a", span(1, 1, None, SERVER, 0, 10)))),
         ("RecordDeployment", pb.RecordDeploymentRequest(id="d1", service="a", version="2")),
         ("SubmitFeedback", pb.SubmitFeedbackRequest(feedback_id="f1", incident_id=incident_id,
                                                     none_of_these=True, action=1, outcome=1)),
-        ("Export", request(resource_spans("a", span(1, 1, None, SERVER, 0, 10)))),
     ]
 
 

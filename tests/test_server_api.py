@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 
 from rootgraph.client import RootGraphClient
 from rootgraph.graph.model import Entity, EntityKind, GraphDelta, StatsBucket, WindowData, window_to_delta
+from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.reader import WindowReader
 from rootgraph.graph.writer import GraphWriter
 from rootgraph.inference.synthetic import Profile, WindowBuilder
@@ -181,18 +182,104 @@ def test_blast_radius_reads_complete_minutes_only(client, incident, app, writer)
     assert {i.entity for i in fresh.impacts} >= {"newcomer", "frontend"}
     with pytest.raises(grpc.RpcError) as err:  # ... but not before it existed
         client.blast_radius("newcomer", at=end + 60)
+    assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE
+
+
+def test_blast_radius_before_an_entitys_first_traffic_says_when_it_starts(client, incident, store, writer) -> None:  # noqa: ANN001,E501
+    """Not "unknown entity" for an entity the graph lists: no traffic before `at`, and from when."""
+    from datetime import datetime, timezone
+
+    end = incident.incident.end_s
+    late = GraphDelta(batch_id="late", entities={"late": Entity("late", "late", EntityKind.SERVICE),
+                                                 "frontend": incident.entities["frontend"]})
+    late.service_buckets[("late", end + 120)] = StatsBucket(20, 0, 400.0, 400.0, 0, [0] * 40)
+    late.edge_buckets[("frontend", "late", end + 120)] = StatsBucket(20, 0, 500.0, 0.0, 0, [0] * 40)
+    late.edges[("frontend", "late")] = StatsBucket(20, 0, 500.0, 0.0, 0, [0] * 40)
+    writer.apply_deltas([late])
+    assert ("late", "service") in client.service_graph().entities
+    first = datetime.fromtimestamp(end + 120, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with pytest.raises(grpc.RpcError) as err:  # its traffic starts a few seconds after `at`
+        client.blast_radius("late", at=end + 115)
+    assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert err.value.details().startswith("at: entity 'late' exists but had no traffic in the hour before at")
+    assert f"first traffic is in the minute from {first}" in err.value.details()
+    assert {i.entity for i in client.blast_radius("late", fault_kind="down", at=end + 130).impacts} >= {"frontend"}
+    # Known, but no traffic stored at all (e.g. pruned): said too, without a time.
+    writer.apply_deltas([GraphDelta(batch_id="silent", entities={"silent": Entity("silent", "silent",
+                                                                                  EntityKind.SERVICE)})])
+    with pytest.raises(grpc.RpcError) as err:
+        client.blast_radius("silent", at=end)
+    assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE and "no traffic of it is stored" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:  # the graph really does not know it
+        client.blast_radius("lat", at=end + 115)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_record_deployment_is_idempotent_and_validated(client, reader) -> None:  # noqa: ANN001
+def test_record_deployment_is_idempotent_and_validated(client, incident, store, reader) -> None:  # noqa: ANN001
     assert client.record_deployment("checkout", "1.4.2", id="argo-1", commit="abc", previous_version="1.4.1",
                                     at=1_700_000_000, attributes={"env": "prod"}) is True
     assert client.record_deployment("checkout", "1.4.2", id="argo-1", at=1_700_000_000) is False
-    (dep,) = reader.deployments()
+    dep = next(d for d in reader.deployments() if d.id == "argo-1")
     assert (dep.service, dep.version, dep.previous_version, dep.commit) == ("checkout", "1.4.2", "1.4.1", "abc")
     with pytest.raises(grpc.RpcError) as err:
         client.record_deployment("", "1.0")
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith("service")
+
+
+@pytest.fixture()
+def deploy_stub(app):  # noqa: ANN001,ANN201
+    with grpc.insecure_channel(f"127.0.0.1:{app.ports['api']}") as channel:
+        yield pb_grpc.RootCauseStub(channel)
+
+
+def _sock_shop(writer: GraphWriter) -> None:
+    """Services as traces name them: ``service.namespace``/``service.name``."""
+    delta = GraphDelta(batch_id="sock-shop")
+    for ns, name in (("sock-shop", "orders"), ("sock-shop", "carts"), ("other", "carts")):
+        delta.entities[f"{ns}/{name}"] = Entity(f"{ns}/{name}", name, EntityKind.SERVICE, ns)
+    writer.apply_deltas([delta])
+
+
+def test_record_deployment_without_id_derives_a_key_that_a_retry_repeats(deploy_stub, store, reader, writer) -> None:  # noqa: ANN001
+    """A CI script's call without id: the retry is recognised (created=false), not doubled."""
+    import hashlib
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    _sock_shop(writer)
+    req = pb.RecordDeploymentRequest(service="sock-shop/orders", version="2.1.0", commit="9f2c")
+    first, retry = deploy_stub.RecordDeployment(req, timeout=30), deploy_stub.RecordDeployment(req, timeout=30)
+    assert (first.created, retry.created) == (True, False) and first.id == retry.id
+    # the documented derivation: sha256 over [service, version, commit, at ms or null]
+    assert first.id == "deploy:" + hashlib.sha256(b'["sock-shop/orders", "2.1.0", "9f2c", null]').hexdigest()[:32]
+    timed = pb.RecordDeploymentRequest(service="sock-shop/orders", version="2.1.0", commit="9f2c",
+                                       at=Timestamp(seconds=1_700_000_100))
+    a, b = deploy_stub.RecordDeployment(timed, timeout=30), deploy_stub.RecordDeployment(timed, timeout=30)
+    assert (a.created, b.created) == (True, False) and a.id == b.id != first.id
+    assert sorted(d.id for d in reader.deployments()) == sorted({first.id, a.id})
+
+
+def test_record_deployment_resolves_a_bare_name_and_refuses_unknown_services(deploy_stub, store, client, reader, writer) -> None:  # noqa: ANN001,E501
+    _sock_shop(writer)
+    entities = store.counts()["entities"]
+    bare = deploy_stub.RecordDeployment(pb.RecordDeploymentRequest(service="orders", version="3"), timeout=30)
+    assert bare.created and bare.service == "sock-shop/orders"
+    (dep,) = reader.deployments()
+    assert dep.service == "sock-shop/orders"
+    with store._driver.session() as s:  # noqa: SLF001 - linked to the service inference reads
+        assert s.run("MATCH (:Deployment {id: $id})-[:OF]->(e:Entity) RETURN e.id", id=bare.id).single()[0] \
+            == "sock-shop/orders"
+    # the same deployment named in full is the same key: a retry, not a second record
+    assert not deploy_stub.RecordDeployment(pb.RecordDeploymentRequest(service="sock-shop/orders", version="3"),
+                                            timeout=30).created
+    for name, expect in (("ordrs", "did you mean: sock-shop/orders"),
+                         ("carts", "other/carts, sock-shop/carts"),
+                         ("brand-new", "no service of that name has sent traffic yet")):
+        with pytest.raises(grpc.RpcError) as err:
+            client.record_deployment(name, "1.0", commit="abc")
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND, name
+        assert err.value.details().startswith("service:") and expect in err.value.details(), err.value.details()
+    counts = store.counts()
+    assert counts["deployments"] == 1 and counts["entities"] == entities  # nothing stored silently
 
 
 def test_submit_feedback_and_get_incident(client, incident) -> None:  # noqa: ANN001
@@ -231,6 +318,7 @@ def test_deadline_is_honoured(app, incident) -> None:  # noqa: ANN001
 
 
 def test_health_is_serving_with_neo4j(app) -> None:  # noqa: ANN001
+    _wait_serving(app)  # once the start-up warm-up is done (test_health_is_not_serving_until_...)
     with grpc.insecure_channel(f"127.0.0.1:{app.ports['api']}") as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         for service in ("", "rootgraph.v1.RootCause"):
@@ -296,3 +384,87 @@ def test_blast_radius_for_an_entity_without_recent_traffic_uses_the_stored_graph
     """What-if for something quiet now: the fixture's traffic is years old, `at` defaults to now."""
     br = client.blast_radius("db:postgresql/orders")
     assert {i.entity for i in br.impacts} >= {"checkout", "frontend"}
+
+
+def _health(app, service: str) -> int:  # noqa: ANN001
+    with grpc.insecure_channel(f"127.0.0.1:{app.ports['api']}") as ch:
+        return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+
+
+def _wait_serving(app, deadline_s: float = 60.0) -> None:  # noqa: ANN001
+    import time
+
+    end = time.monotonic() + deadline_s
+    while _health(app, "rootgraph.v1.RootCause") != health_pb2.HealthCheckResponse.SERVING:
+        assert time.monotonic() < end, "API not SERVING before the deadline"
+        time.sleep(0.05)
+
+
+def test_health_is_not_serving_until_the_start_up_warm_up_finished(neo4j_driver, neo4j_settings, store, monkeypatch) -> None:  # noqa: ANN001,E501
+    import threading
+    from dataclasses import replace
+
+    from rootgraph.server.app import App
+
+    release, started = threading.Event(), threading.Event()
+    real = App._warm_up
+
+    def slow_warm_up(self) -> None:  # noqa: ANN001
+        started.set()
+        release.wait(30)
+        real(self)
+
+    monkeypatch.setattr(App, "_warm_up", slow_warm_up)
+    settings = replace(neo4j_settings, api_address="127.0.0.1:0", otlp_grpc_address="127.0.0.1:0",
+                       otlp_http_address="127.0.0.1:0")
+    app = App(settings, neo4j_driver).start()
+    try:
+        assert started.wait(30)
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        assert _health(app, "rootgraph.v1.RootCause") == _health(app, "") == not_serving
+        # ingest needs no warm-up: OTLP is accepted meanwhile
+        assert _health(app, "opentelemetry.proto.collector.trace.v1.TraceService") == \
+            health_pb2.HealthCheckResponse.SERVING
+        release.set()
+        _wait_serving(app)
+        assert _health(app, "") == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        release.set()
+        app.stop(grace_s=1.0)
+
+
+def test_first_rank_causes_after_a_start_is_not_much_slower_than_the_next(app, store, writer) -> None:  # noqa: ANN001
+    """What a first call would pay (read cache, model, encoders) is paid before SERVING."""
+    import dataclasses
+    import statistics
+    import time
+
+    from rootgraph.graph.model import Window
+    from rootgraph.inference.synthetic import generate_incident
+
+    w, _ = generate_incident(200, seed=3)
+    by = (int(time.time()) // 60 * 60) - w.incident.end_s  # the recent past, as on call
+    rows = lambda rs: tuple(dataclasses.replace(r, start_s=r.start_s + by) for r in rs)  # noqa: E731
+    w = dataclasses.replace(
+        w, incident=Window(w.incident.start_s + by, w.incident.end_s + by),
+        baseline=Window(w.baseline.start_s + by, w.baseline.end_s + by),
+        service_buckets={e: rows(rs) for e, rs in w.service_buckets.items()},
+        edges=tuple(dataclasses.replace(e, buckets=rows(e.buckets)) for e in w.edges),
+        deployments=tuple(dataclasses.replace(d, at_ms=d.at_ms + by * 1000) for d in w.deployments), version="")
+    writer.apply_deltas([window_to_delta(w)])
+    app.stop(grace_s=1.0)  # a fresh start over the loaded graph
+    from rootgraph.server.app import App
+
+    fresh = App(app.settings, store._driver).start()  # noqa: SLF001
+    try:
+        _wait_serving(fresh)
+        times = []
+        with RootGraphClient(f"127.0.0.1:{fresh.ports['api']}", timeout_s=60) as rg:
+            for _ in range(6):
+                t = time.perf_counter()
+                rg.rank_causes(w.incident.start_s, w.incident.end_s)
+                times.append(time.perf_counter() - t)
+        later = statistics.median(times[1:])
+        assert times[0] < 3 * later + 0.1, [round(x * 1000) for x in times]
+    finally:
+        fresh.stop(grace_s=1.0)

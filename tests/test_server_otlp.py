@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -21,7 +22,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.reader import WindowReader
+from test_ingest_helpers import CLIENT, SERVER, payload, resource_spans, span
 
 T0 = 1_800_000_000 * 10**9  # a fixed minute-aligned instant (ns)
 
@@ -163,3 +166,45 @@ def test_metrics_endpoint_exposes_ingest_counters(app) -> None:  # noqa: ANN001
         text = r.read().decode()
     assert "rootgraph_ingest_spans_received 1" in text
     assert "rootgraph_ingest_neo4j_writes" in text
+
+
+def _metric(app, name: str) -> float:  # noqa: ANN001
+    with urllib.request.urlopen(f"http://127.0.0.1:{app.ports['otlp_http']}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            key, _, value = line.partition(" ")
+            if key == f"rootgraph_ingest_{name}":
+                return float(value)
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def _wait_for(condition, deadline_s: float = 20.0) -> None:  # noqa: ANN001
+    end = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < end, "condition not met before the deadline"
+        time.sleep(0.05)
+
+
+@pytest.fixture()
+def short_wait_app(neo4j_driver, neo4j_settings, store: GraphAdmin):  # noqa: ANN001,ANN201
+    from dataclasses import replace
+
+    from rootgraph.server.app import App
+
+    settings = replace(neo4j_settings, api_address="127.0.0.1:0", otlp_grpc_address="127.0.0.1:0",
+                       otlp_http_address="127.0.0.1:0", pairing_wait_seconds=1.0).validate()
+    server = App(settings, neo4j_driver).start()
+    yield server
+    server.stop(grace_s=1.0)
+
+
+def test_pairing_wait_is_configurable_and_a_late_half_is_counted_in_metrics(short_wait_app, store: GraphAdmin) -> None:  # noqa: ANN001,E501
+    """A Collector draining its retry queue: the server half arrives after the client half's wait."""
+    app = short_wait_app
+    assert app.ingestor.config.pending_ttl_s == 1.0
+    status, _, _ = _post(app, payload(resource_spans("front", span(1, 2, 1, CLIENT))), "application/x-protobuf")
+    assert status == 200
+    _wait_for(lambda: _metric(app, "expired") >= 1)  # the 1 s wait ran out (server's expiry tick)
+    assert _metric(app, "late_after_expiry") == 0
+    status, _, _ = _post(app, payload(resource_spans("back", span(1, 3, 2, SERVER))), "application/x-protobuf")
+    assert status == 200
+    assert _metric(app, "late_after_expiry") == 1 and _metric(app, "paired") == 0

@@ -229,12 +229,14 @@ class RecordDeploymentRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., version: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., commit: _Optional[str] = ..., previous_version: _Optional[str] = ..., source: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RecordDeploymentResponse(_message.Message):
-    __slots__ = ("id", "created")
+    __slots__ = ("id", "created", "service")
     ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
     id: str
     created: bool
-    def __init__(self, id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
+    service: str
+    def __init__(self, id: _Optional[str] = ..., created: _Optional[bool] = ..., service: _Optional[str] = ...) -> None: ...
 
 class SubmitFeedbackRequest(_message.Message):
     __slots__ = ("feedback_id", "incident_id", "confirmed_cause", "none_of_these", "action", "outcome", "confirmed_by", "note")
