@@ -182,3 +182,28 @@ def test_paired_calls_carry_the_gap_into_the_edge_bucket_and_it_round_trips():
     for e in old["edges"]:
         e[3] = [r[:7] for r in e[3]]  # a record written before the gap fields existed
     assert all(r.paired == 0 for e in decode_window(old).edges for r in e.buckets)
+
+
+def test_bucket_exceedance_is_a_binomial_tail_of_one_in_b_plus_one():
+    from rootgraph.inference.evidence import _buckets_exceed
+    cfg = EvidenceConfig()
+    base = [1.0, 2.0, 3.0, 2.0, 1.5, 2.5, 1.0, 2.0, 3.0]  # B = 9: chance 1/10 per bucket
+    # 4 of 6 above 3.0: P(X >= 4), X ~ Bin(6, 0.1) = 15e-4*0.81 + 6e-5*0.9 + 1e-6 = 1.27e-3
+    assert not _buckets_exceed([4, 4, 4, 4, 1, 1], base, cfg)
+    # 5 of 6: 6e-5*0.9 + 1e-6 = 5.5e-5 < 1e-3
+    assert _buckets_exceed([4, 4, 4, 4, 4, 1], base, cfg)
+    assert not _buckets_exceed([100, 1, 1, 1, 1, 1], base, cfg)  # one outlier is one bucket
+
+
+def test_one_slow_call_in_a_quiet_window_is_not_a_link_fault():
+    wb = _shop(1.2)
+    out = []
+    for e in wb.edges:
+        if (e.caller, e.callee) == ("frontend", "cart"):
+            rows = list(e.buckets)
+            i = next(k for k, r in enumerate(rows) if r.start_s >= wb.incident_start)
+            rows[i] = dataclasses.replace(rows[i], gap_ms_sum=rows[i].gap_ms_sum + 50_000.0)
+            e = EdgeInfo(e.caller, e.callee, e.is_async, tuple(rows))
+        out.append(e)
+    wb.edges = out
+    assert not score_window(wb.build()).edges[("frontend", "cart")].series.gap_anomalous
