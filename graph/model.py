@@ -92,11 +92,17 @@ class StatsBucket:
     #: Spans that failed while none of their outbound calls failed. Service only.
     exclusive_errors: int = 0
     histogram: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_BUCKETS)
+    #: Edges only: calls whose SERVER half paired (sync), and the sum over them of
+    #: client duration minus server duration (ms): time spent between the two
+    #: instrumented ends (network, proxies, queues in front of the server). 0 on
+    #: services and on data written before these fields existed.
+    paired: int = 0
+    gap_ms_sum: float = 0.0
 
     def copy(self) -> "StatsBucket":
         """An independent copy (the histogram list is not shared)."""
         return StatsBucket(self.requests, self.errors, self.duration_ms_sum, self.self_ms_sum,
-                           self.exclusive_errors, list(self.histogram))
+                           self.exclusive_errors, list(self.histogram), self.paired, self.gap_ms_sum)
 
     def add(self, other: "StatsBucket") -> None:
         """Merge ``other`` into this bucket in place."""
@@ -105,6 +111,8 @@ class StatsBucket:
         self.duration_ms_sum += other.duration_ms_sum
         self.self_ms_sum += other.self_ms_sum
         self.exclusive_errors += other.exclusive_errors
+        self.paired += other.paired
+        self.gap_ms_sum += other.gap_ms_sum
         for i, count in enumerate(other.histogram):
             self.histogram[i] += count
 
@@ -168,6 +176,9 @@ class BucketRow:
     self_ms_sum: float
     exclusive_errors: int
     histogram: tuple[int, ...]
+    #: edges only, see :attr:`StatsBucket.paired` / :attr:`StatsBucket.gap_ms_sum`
+    paired: int = 0
+    gap_ms_sum: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +232,7 @@ def _json_default(o: object) -> object:
     """The compact audit layout: rows, entities, edges, windows and deployments as lists."""
     if isinstance(o, BucketRow):
         return [o.start_s, o.requests, o.errors, o.duration_ms_sum, o.self_ms_sum, o.exclusive_errors,
-                o.histogram]
+                o.histogram, o.paired, o.gap_ms_sum]
     if isinstance(o, EdgeInfo):
         return [o.caller, o.callee, o.is_async, o.buckets]
     if isinstance(o, Entity):
@@ -239,7 +250,8 @@ def _json_default(o: object) -> object:
 
 def window_json(doc: dict) -> bytes:
     """``doc`` as JSON bytes, every :class:`WindowData` in it in the compact list layout
-    :func:`decode_window` reads (a bucket row is ``[t, n, err, dur, self, xerr, histogram]``).
+    :func:`decode_window` reads (a bucket row is ``[t, n, err, dur, self, xerr, histogram, paired, gap]``;
+    records written before the last two existed have 7 entries and still decode).
 
     Why orjson with a ``default`` hook: building those lists in Python for ``json.dumps``
     took ~0.5-1 s for a 500-2,000 service window (the incident audit record of every
@@ -251,7 +263,7 @@ def window_json(doc: dict) -> bytes:
 def decode_window(doc: dict) -> WindowData:
     """Inverse of :func:`window_json`'s window layout (replaying a recorded incident)."""
     def rows(rs: list[list]) -> tuple[BucketRow, ...]:
-        return tuple(BucketRow(t, n, err, dur, self_, xerr, tuple(h)) for t, n, err, dur, self_, xerr, h in rs)
+        return tuple(BucketRow(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6]), *r[7:9]) for r in rs)
 
     return WindowData(
         incident=Window(*doc["incident"]), baseline=Window(*doc["baseline"]),
@@ -272,7 +284,7 @@ def window_to_delta(w: WindowData, batch_id: str = "window") -> GraphDelta:
     """
     def bucket(r: BucketRow) -> StatsBucket:
         return StatsBucket(r.requests, r.errors, r.duration_ms_sum, r.self_ms_sum, r.exclusive_errors,
-                           list(r.histogram))
+                           list(r.histogram), r.paired, r.gap_ms_sum)
 
     d = GraphDelta(batch_id=batch_id, entities=dict(w.entities))
     for eid, rows in w.service_buckets.items():

@@ -80,10 +80,11 @@ class WindowReader(Repository):
                           for e, n, err, dur, self_, xerr, h in rows]
             for t, rows in tx.run(
                 "MATCH (b:EdgeBucket) WHERE b.t IN $ts "
-                "RETURN b.t, collect([b.src, b.dst, b.n, b.err, b.dur, b.h])", ts=stale,
+                "RETURN b.t, collect([b.src, b.dst, b.n, b.err, b.dur, b.h, "
+                "coalesce(b.np, 0), coalesce(b.gap, 0.0)])", ts=stale,
             ).values():
-                edg[t] = [(a, d, BucketRow(t, n, err, dur, 0.0, 0, tuple(h)))
-                          for a, d, n, err, dur, h in rows]
+                edg[t] = [(a, d, BucketRow(t, n, err, dur, 0.0, 0, tuple(h), np_, gap))
+                          for a, d, n, err, dur, h, np_, gap in rows]
             for t in stale:
                 blocks[t] = Block(stamps[t], tuple(svc[t]), tuple(edg[t]))
         return stamps, blocks, stale

@@ -178,7 +178,7 @@ class InMemoryWindows:
         for (s, c, t), b in sorted(self._edge_buckets.items(), key=lambda kv: kv[0][2]):
             if lo <= t < hi:
                 edge_rows.setdefault((s, c), []).append(BucketRow(
-                    t, b.requests, b.errors, b.duration_ms_sum, 0.0, 0, tuple(b.histogram)))
+                    t, b.requests, b.errors, b.duration_ms_sum, 0.0, 0, tuple(b.histogram), b.paired, b.gap_ms_sum))
         active = set(services) | {x for pair in edge_rows for x in pair}
         entities = {i: self._entities[i] for i in active if i in self._entities}
         async_edges = {pair for pair, is_async in self._async.items() if is_async and pair[0] in entities}

@@ -75,6 +75,7 @@ UNWIND $rows AS r
 MERGE (b:EdgeBucket {src: r.src, dst: r.dst, t: r.t})
   ON CREATE SET b.n = 0, b.err = 0, b.dur = 0.0, b.h = r.zero
 SET b.n = b.n + r.n, b.err = b.err + r.err, b.dur = b.dur + r.dur,
+    b.np = coalesce(b.np, 0) + r.np, b.gap = coalesce(b.gap, 0.0) + r.gap,
     b.h = [i IN range(0, size(r.h) - 1) | coalesce(b.h[i], 0) + r.h[i]]
 """
 
@@ -126,6 +127,7 @@ def _bucket_row(b: StatsBucket) -> dict[str, Any]:
     return {
         "n": b.requests, "err": b.errors, "dur": b.duration_ms_sum, "self": b.self_ms_sum,
         "xerr": b.exclusive_errors, "h": list(b.histogram), "zero": [0] * len(b.histogram),
+        "np": b.paired, "gap": b.gap_ms_sum,
     }
 
 

@@ -21,11 +21,11 @@ what their callers measure on the edges. Infrastructure entities have no statist
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy.special import bdtrc, pdtr
+from scipy.special import bdtrc, ndtr, pdtr
 
 from rootgraph.graph.model import (
     BucketRow,
@@ -58,6 +58,9 @@ class EvidenceConfig:
     traffic_drop_ratio: float = 0.5
     onset_alpha: float = 0.01
     deploy_lookback_s: int = 900
+    #: baseline buckets needed before their own spread is a test (the window must lie
+    #: beyond every one of them: an empirical tail of at most 1/(B+1) = 0.25 at B = 3)
+    min_spread_buckets: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,13 @@ class SeriesEvidence:
     requests_incident: int = 0
     excess_errors: float = 0.0
     items: tuple[EvidenceItem, ...] = ()
+    #: edges only: the time between the instrumented ends (client minus server) rose
+    gap_anomalous: bool = False
+    gap_strength: float = 0.0
+    gap_item: EvidenceItem | None = None
+    gap_onset_s: int | None = None
+    #: edges only: calls whose server half paired, in the incident window
+    paired_incident: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +198,136 @@ def _robust_test(x: float, base: list[float], n: int, cfg: EvidenceConfig,
     return ok, (strength if ok else 0.0), m
 
 
+def rank_test(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(two-sided p, Hodges-Lehmann shift in histogram bins) of sample x vs sample y.
+
+    The Mann-Whitney U test computed from the binned counts (every request of a bin is
+    tied with the others of its bin, so the tie-corrected variance is exact for binned
+    data; with continuity correction, as ``scipy.stats.mannwhitneyu(method="asymptotic")``).
+    A rank test needs no minimum count and no distribution (a p95 needs 40 requests;
+    a low-traffic service is tested as well as a busy one, at its own power). The shift
+    is the median of all pairwise bin differences x - y (bins are sqrt(2) apart, so a
+    shift of d bins is a factor 2**(d/2)), interpolated within its bin.
+    """
+    n1, n2 = float(x.sum()), float(y.sum())
+    if n1 <= 0 or n2 <= 0:
+        return 1.0, 0.0
+    below = np.cumsum(y) - y
+    u = float((x * (below + 0.5 * y)).sum())
+    big_n = n1 + n2
+    t = x + y
+    ties = float((t ** 3 - t).sum())
+    var = n1 * n2 / 12.0 * ((big_n + 1.0) - (ties / (big_n * (big_n - 1.0)) if big_n > 1 else 0.0))
+    if var <= 0:
+        return 1.0, 0.0
+    z = (abs(u - 0.5 * n1 * n2) - 0.5) / math.sqrt(var)
+    p = min(1.0, 2.0 * float(ndtr(-z))) if z > 0 else 1.0
+    diff = np.correlate(x, y, mode="full")  # index k <-> difference k - (len(y) - 1)
+    cum = np.cumsum(diff)
+    half = 0.5 * cum[-1]
+    k = int(np.searchsorted(cum, half))
+    prev = cum[k - 1] if k > 0 else 0.0
+    frac = (half - prev) / diff[k] if diff[k] > 0 else 0.5
+    shift = k - (len(y) - 1) - 0.5 + frac
+    return p, float(shift)
+
+
+def beyond_spread(x: float, base: Sequence[float], up: bool, cfg: EvidenceConfig) -> bool:
+    """Does ``x`` lie beyond every per-bucket baseline value (``up``: above the max)?
+
+    Baseline variability (issue 14): a service as noisy in its baseline buckets as in the
+    window is not anomalous. With B buckets, a window value beyond all of them is at
+    most a 1/(B+1) event under "the window is one more baseline bucket" -- an empirical
+    test that needs no model of the noise. Fewer than ``min_spread_buckets`` buckets:
+    no spread to compare with, True.
+    """
+    if len(base) < cfg.min_spread_buckets:
+        return True
+    return x > max(base) if up else x < min(base)
+
+
+def _buckets_exceed(window: Sequence[float], base: Sequence[float], cfg: EvidenceConfig) -> bool:
+    """Do more window buckets lie above every baseline bucket than chance allows?
+
+    If the window's buckets were more baseline buckets (exchangeable), each would lie
+    above all B baseline values with probability 1/(B+1); the count of those that do
+    among the window's m buckets is then Binomial(m, 1/(B+1)), tested at ``alpha``. One
+    outlier moves one bucket, not the count. Fewer than ``min_spread_buckets`` baseline
+    buckets: no spread to compare with, True.
+    """
+    if len(base) < cfg.min_spread_buckets:
+        return True
+    top = max(base)
+    k = sum(1 for v in window if v > top)
+    return k > 0 and float(bdtrc(k - 1, len(window), 1.0 / (len(base) + 1))) < cfg.alpha
+
+
+def _shift_test(hi: np.ndarray, hb_rows: np.ndarray, cfg: EvidenceConfig) -> tuple[bool, float, float, float]:
+    """(anomalous, strength, factor, p) of the window's duration distribution vs baseline.
+
+    Either direction counts (a fault that answers 200x faster -- an early error return
+    -- is as anomalous as a slowdown). Fires when the rank test is significant at
+    ``alpha``, the shift is at least ``min_latency_ratio`` (as the percentile tests),
+    and the shift exceeds the leave-one-out shift of every baseline bucket against the
+    rest of the baseline (:func:`beyond_spread`). Strength = significance x effect,
+    significance as for error counts (``-log10 p / 6``), effect ``|log2 factor| / 2``
+    (4x = full, as the percentile tests).
+    """
+    pooled = hb_rows.sum(axis=0)
+    p, shift = rank_test(hi, pooled)
+    min_bins = 2.0 * math.log2(cfg.min_latency_ratio)
+    if p >= cfg.alpha or abs(shift) < min_bins:
+        return False, 0.0, 2.0 ** (shift / 2.0), p
+    per_bucket = [rank_test(r, pooled - r)[1] for r in hb_rows if r.sum() > 0 and (pooled - r).sum() > 0]
+    if not beyond_spread(shift, per_bucket, shift > 0, cfg):
+        return False, 0.0, 2.0 ** (shift / 2.0), p
+    sig = 1.0 if p <= 0 else min(1.0, -math.log10(p) / 6.0)
+    strength = sig * min(1.0, abs(shift) / 2.0 / 2.0)
+    return True, strength, 2.0 ** (shift / 2.0), p
+
+
+def _gap_test(rows: "_Rows", cfg: EvidenceConfig, where: str, callee: str) -> tuple[bool, float, EvidenceItem | None, int | None]:
+    """Time between the two instrumented ends of an edge (client minus server, per paired
+    call) in the window vs the baseline buckets' own values.
+
+    The evidence of a link/network fault: the callee's server time does not move, its
+    callers' client spans do. Fires when the window's mean gap (1) exceeds every
+    baseline bucket's (:func:`beyond_spread`), (2) passes the robust median/MAD test of
+    the latency detector (``latency_z``, ``min_latency_ratio``), and (3) its rise would
+    make the whole call ``min_latency_ratio`` x slower (the bar a call's latency must pass
+    to be anomalous at all; a microsecond of extra network on a 50 ms call is not).
+    Strength = ``log2`` of that call factor / 2 (4x = full, as the latency tests).
+    Only per-bucket sums exist, and a mean is moved by one slow call, so (1) is tested
+    per window bucket (:func:`_buckets_exceed`), not on the window's mean.
+    """
+    pi = sum(r.paired for r in rows.i)
+    if pi <= 0:
+        return False, 0.0, None, None
+    base = [r.gap_ms_sum / r.paired for r in rows.b if r.paired > 0]
+    if not base:
+        return False, 0.0, None, None
+    x = sum(r.gap_ms_sum for r in rows.i) / pi
+    m = _median(base)
+    pb = sum(r.paired for r in rows.b)
+    call0 = sum(r.duration_ms_sum for r in rows.b if r.paired > 0) / max(1, sum(r.requests for r in rows.b if r.paired > 0))
+    rise = x - m
+    if call0 <= 0 or rise < (cfg.min_latency_ratio - 1.0) * call0 or pb <= 0:
+        return False, 0.0, None, None
+    mad = _median([abs(b - m) for b in base])
+    scale = max(1.4826 * mad, 0.1 * abs(m), 1e-6)
+    if rise / scale < cfg.latency_z or not _buckets_exceed(
+            [r.gap_ms_sum / r.paired for r in rows.i if r.paired > 0], base, cfg):
+        return False, 0.0, None, None
+    factor = (call0 + rise) / call0
+    strength = min(1.0, math.log2(factor) / 2.0)
+    limit = max(max(base), m + (cfg.min_latency_ratio - 1.0) * call0)
+    onset = next((r.start_s for r in rows.i if r.paired > 0 and r.gap_ms_sum / r.paired > limit), None)
+    item = EvidenceItem(callee, "link_gap", x, m, strength,
+                        f"edge {where.strip()}: {_ms(x)} per call outside the callee's own time, "
+                        f"vs {_ms(m)} baseline ({pi} paired calls)")
+    return True, strength, item, onset
+
+
 class _Rows:
     """One series split into baseline and incident arrays (columns of BucketRow)."""
 
@@ -244,11 +384,24 @@ def _score_series(rows: _Rows, cfg: EvidenceConfig, entity: str, server: bool, w
             center = float(_quantiles(pooled, q)[0])
             if x < cfg.min_latency_ratio * center:
                 continue
-            ok, s, m = _robust_test(x, _quantiles(hb, q).tolist(), rows.ni, cfg, center)
-            if ok:
+            per_bucket = _quantiles(hb, q).tolist()
+            ok, s, m = _robust_test(x, per_bucket, rows.ni, cfg, center)
+            if ok and beyond_spread(x, per_bucket, True, cfg):
                 lat_ok, lat_s = True, max(lat_s, s)
                 items.append(EvidenceItem(entity, f"{where}latency_{label}", x, m, s,
                                           f"{where}{label} latency {_ms(x)} vs {_ms(m)} baseline"))
+        if hb.size:
+            ok, s, factor, pval = _shift_test(hi[0], hb, cfg)
+            if ok:
+                lat_ok, lat_s = True, max(lat_s, s)
+                word = f"{factor:.1f}x slower" if factor >= 1 else f"{1 / factor:.1f}x faster"
+                med_i = float(_quantiles(hi, 0.5)[0])
+                med_b = float(_quantiles(hb.sum(axis=0, keepdims=True), 0.5)[0])
+                items.append(EvidenceItem(entity, f"{where}latency_shift", med_i, med_b, s,
+                                          f"{where}durations {word} than baseline (median "
+                                          f"{_ms(med_i)} vs {_ms(med_b)}; rank test p={pval:.1g}, "
+                                          f"{rows.ni} vs {rows.nb} requests)"))
+    gap_ok, gap_s, gap_item, gap_onset = (False, 0.0, None, None) if server else _gap_test(rows, cfg, where, entity)
     self_ok, self_s = False, 0.0
     if server and rows.ni > 0:
         per_b = [r.self_ms_sum / r.requests for r in rows.b if r.requests > 0]
@@ -269,7 +422,8 @@ def _score_series(rows: _Rows, cfg: EvidenceConfig, entity: str, server: bool, w
         anomalous=anomalous, strength=max(err_s, lat_s), error_anomalous=err_ok,
         latency_anomalous=lat_ok, self_anomalous=self_ok or x_ok, self_strength=max(self_s, x_s),
         traffic_drop=drop, onset_s=onset, requests_baseline=rows.nb, requests_incident=rows.ni,
-        excess_errors=excess, items=tuple(items))
+        excess_errors=excess, items=tuple(items), gap_anomalous=gap_ok, gap_strength=gap_s,
+        gap_item=gap_item, gap_onset_s=gap_onset, paired_incident=sum(r.paired for r in rows.i))
 
 
 def _first_error_bucket(rows: _Rows, cfg: EvidenceConfig, p0: float) -> int | None:
@@ -352,6 +506,7 @@ def score_window(data: WindowData, symptoms: Iterable[str] = (),
         incoming.setdefault(info.callee, []).append(ev)
     entities: dict[str, EntityEvidence] = {}
     outside = entry_callers(data.entities)  # ``user``: not scored, nor its calls as a caller's view
+    links = _link_faults(edges, server, outside)
     for eid, ent in data.entities.items():
         if eid in outside:
             continue
@@ -367,6 +522,17 @@ def score_window(data: WindowData, symptoms: Iterable[str] = (),
             items = ser.items
             self_ok, self_s, onset = ser.self_anomalous, ser.self_strength, ser.onset_s
             saturation = (ser.latency_anomalous or ser.self_anomalous) and not ser.error_anomalous
+            link = links.get(eid)
+            if link:
+                # A link fault at ``eid``: the callers see it, its own server time does
+                # not. The gap is an anomaly of ``eid`` as its callers see it (A) and it
+                # originates at ``eid``'s end of the calls, not in a caller's code (S).
+                ls = min(e.series.gap_strength for e in link)
+                anomalous, strength = True, max(strength, ls)
+                self_ok, self_s = True, max(self_s, ls)
+                items = items + tuple(e.series.gap_item for e in link if e.series.gap_item is not None)
+                g_on = min((e.series.gap_onset_s for e in link if e.series.gap_onset_s is not None), default=None)
+                onset = g_on if onset is None or (g_on is not None and g_on < onset) else onset
         else:
             bad = [e for e in ins if e.series.anomalous]
             anomalous = bool(bad)
@@ -382,4 +548,39 @@ def score_window(data: WindowData, symptoms: Iterable[str] = (),
     syms = [e.entity for e in entities.values() if e.anomalous and e.kind not in INFRA_KINDS]
     syms.sort(key=lambda s: (entities[s].onset_s if entities[s].onset_s is not None else math.inf, s))
     onset = min((entities[s].onset_s for s in syms if entities[s].onset_s is not None), default=None)
+    if onset is not None:
+        # A change after the first symptom began cannot have caused it. One bucket of
+        # slack: an onset is the start of the first anomalous bucket, so a deployment
+        # inside that bucket may still precede the first bad request.
+        limit_ms = (onset + data.bucket_seconds) * 1000
+        for eid, e in entities.items():
+            if e.deployments and any(d.at_ms >= limit_ms for d in e.deployments):
+                entities[eid] = replace(e, deployments=tuple(d for d in e.deployments if d.at_ms < limit_ms))
     return WindowEvidence(data, entities, edges, tuple(syms), onset, cfg)
+
+
+def _link_faults(edges: dict[tuple[str, str], EdgeEvidence], server: dict[str, SeriesEvidence],
+                 outside: set[str] | frozenset[str]) -> dict[str, list[EdgeEvidence]]:
+    """Instrumented callees whose every paired caller sees a call gap: link faults.
+
+    Rule (how a network fault between instrumented services shows): callee ``c`` gets
+    the link evidence when *all* its incoming paired edges from instrumented callers
+    have a gap anomaly. Not when those callers are explained on their own side: a
+    caller with at least two paired callees, every one of them gapped, is slow before
+    its requests leave it (its CPU, its network), and those gaps are no callee's.
+    """
+    out_paired: dict[str, list[EdgeEvidence]] = {}
+    in_paired: dict[str, list[EdgeEvidence]] = {}
+    for (caller, callee), e in edges.items():
+        if e.is_async or caller in outside or caller == callee or e.series.paired_incident <= 0:
+            continue
+        if caller not in server or callee not in server:
+            continue
+        out_paired.setdefault(caller, []).append(e)
+        in_paired.setdefault(callee, []).append(e)
+    caller_side = {p for p, es in out_paired.items() if len(es) >= 2 and all(e.series.gap_anomalous for e in es)}
+    found: dict[str, list[EdgeEvidence]] = {}
+    for c, es in in_paired.items():
+        if all(e.series.gap_anomalous for e in es) and not all(e.caller in caller_side for e in es):
+            found[c] = es
+    return found

@@ -97,7 +97,7 @@ def observed_fault(kind: EntityKind, items: tuple[EvidenceItem, ...]) -> tuple[F
         factor = statistics.median(ratios) if ratios else 0.0
         return FaultKind.SATURATION, factor if factor > 1.0 else 0.0
     errs = [i for i in items if i.signal.endswith("error_rate") or i.signal == "exclusive_errors"]
-    lats = [i for i in items if "latency_" in i.signal or i.signal == "self_time"]
+    lats = [i for i in items if "latency_" in i.signal or i.signal in ("self_time", "link_gap")]
     err = max((i.score for i in errs), default=0.0)
     lat = max((i.score for i in lats), default=0.0)
     if err == lat == 0.0:
@@ -107,8 +107,9 @@ def observed_fault(kind: EntityKind, items: tuple[EvidenceItem, ...]) -> tuple[F
         return FaultKind.ERRORS, max(0.0, min(1.0, best.observed - best.baseline))
     # A mean beats a tail: p95 moves by the delay only for a constant delay, and the
     # histogram reads it to a bucket (~19 %).
-    rank = {"self_time": 0}
-    best = min(lats, key=lambda i: (rank.get(i.signal, 1 if i.signal.endswith("p95") else 2), -i.score))
+    rank = {"self_time": 0, "link_gap": 0}  # both means: ms added per call
+    best = min(lats, key=lambda i: (rank.get(i.signal, 1 if i.signal.endswith("p95") else
+                                          3 if i.signal.endswith("shift") else 2), -i.score))
     return FaultKind.LATENCY, max(0.0, best.observed - best.baseline)
 
 

@@ -7,7 +7,8 @@ What goes where:
   time and exclusive error;
 * ``edge_buckets[(caller, callee, bucket)]`` / ``edges``: every :class:`Call` from
   pairing (measured on the outbound side when paired; failed if either half failed);
-  edges carry no self time;
+  edges carry no self time, but paired sync calls add client minus server duration to
+  ``gap_ms_sum`` (and count in ``paired``);
 * ``entities``: every service seen, every virtual node and ``user`` on a call, and the
   infrastructure entities of the resources; ``runs_on`` links services to them;
 * ``versions``: first start (ms) of every ``(service, service.version)`` in the batch;
@@ -114,6 +115,9 @@ def _add_calls(delta: GraphDelta, calls: Iterable[Call], bucket_seconds: int, wi
         bucket.duration_ms_sum += duration_ms
         if c.error:
             bucket.errors += 1
+        if c.server_duration_ns >= 0:
+            bucket.paired += 1
+            bucket.gap_ms_sum += (c.duration_ns - c.server_duration_ns) / 1e6
         bucket.histogram[
             0 if duration_ms <= 0.1 else min(_ceil(2.0 * _log2(duration_ms / 0.1)), _LAST)
         ] += 1

@@ -20,7 +20,9 @@ A CLIENT pairs once (popped); a PRODUCER stays until expiry, marked matched, bec
 message may be consumed by several consumer groups (fan-out), each its own edge.
 
 Measurement: a paired call is measured on the outbound side (client/producer start and
-duration: what the caller experienced); it failed if either half has error status.
+duration: what the caller experienced); it failed if either half has error status. A
+paired synchronous call also carries its server half's duration, so the time between
+the two instrumented ends (client minus server: the network) is known per edge.
 
 Unpaired halves, on expiry (TTL) or eviction (store full):
 
@@ -106,6 +108,9 @@ class Call:
     is_async: bool
     #: trace_id + span_id of the measured span (identity for tick batch ids)
     origin: bytes
+    #: duration of the SERVER half of a paired synchronous call; -1 when there is none
+    #: (unpaired, virtual callee, or async: a consumer's time is not inside the producer's)
+    server_duration_ns: int = -1
 
 
 def virtual_peer(attrs: dict[str, str]) -> tuple[str, str, EntityKind] | None:
@@ -316,12 +321,13 @@ class Pairer:
 
     def _paired(self, out: Span, inbound: Span) -> Call:
         entities = self._entities
+        is_async = out.kind == KIND_PRODUCER or inbound.kind == KIND_CONSUMER
         return Call(
             entities.get(out.service) or self.service(out),
             entities.get(inbound.service) or self.service(inbound),
             out.start_ns, out.end_ns - out.start_ns,
-            out.error or inbound.error, out.kind == KIND_PRODUCER or inbound.kind == KIND_CONSUMER,
-            out.trace_id + out.span_id,
+            out.error or inbound.error, is_async, out.trace_id + out.span_id,
+            -1 if is_async else inbound.end_ns - inbound.start_ns,
         )
 
     def _outbound_to(self, out: Span, callee: Entity) -> Call:
