@@ -31,7 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rootgraph.client import RootGraphClient
 from rootgraph.config import load_settings
 from rootgraph.graph.connect import open_driver
-from rootgraph.graph.model import Window, WindowData, window_to_delta
+from rootgraph.graph.records import Window, WindowData, window_to_delta
 from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.writer import GraphWriter
 from rootgraph.inference.synthetic import generate_incident

@@ -33,7 +33,7 @@ from pgmpy.models import DiscreteBayesianNetwork  # noqa: E402
 
 from rootgraph.inference.blast import blast_radius, whatif_model  # noqa: E402
 from rootgraph.inference.evidence import score_window  # noqa: E402
-from rootgraph.inference.model import CausalModel, _cpd, build_model  # noqa: E402
+from rootgraph.inference.network import CausalModel, _cpd, build_model  # noqa: E402
 from rootgraph.inference.posterior import compute_posteriors  # noqa: E402
 from rootgraph.inference.synthetic import generate_incident  # noqa: E402
 

@@ -57,9 +57,9 @@ from accuracy import PEERS_PY, replay, write_section  # noqa: E402
 from common import CASES, OUT, ROOT, Service, case_files, log, peer_data, stop_neo4j  # noqa: E402
 
 from rootgraph.client import RootGraphClient  # noqa: E402
-from rootgraph.graph.model import GraphDelta, StatsBucket, Window  # noqa: E402
+from rootgraph.graph.records import GraphDelta, StatsBucket, Window  # noqa: E402
 from rootgraph.inference.evidence import score_window  # noqa: E402
-from rootgraph.inference.model import build_model  # noqa: E402
+from rootgraph.inference.network import build_model  # noqa: E402
 from rootgraph.inference.posterior import compute_posteriors  # noqa: E402
 from rootgraph.simulate.suite import _generated_cases  # noqa: E402
 

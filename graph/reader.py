@@ -17,7 +17,7 @@ from typing import Any
 
 from neo4j import Driver, ManagedTransaction
 
-from rootgraph.graph.model import BucketRow, Deployment, EdgeInfo, Entity, EntityKind, Window, WindowData
+from rootgraph.graph.records import BucketRow, Deployment, EdgeInfo, Entity, EntityKind, Window, WindowData
 from rootgraph.graph.repository import Repository
 from rootgraph.graph.window_cache import Block, BucketCache
 from rootgraph.graph.window_source import resolve_service_name

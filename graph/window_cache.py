@@ -28,7 +28,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from rootgraph.graph.model import BucketRow
+from rootgraph.graph.records import BucketRow
 
 __all__ = ["Block", "BucketCache", "STAMP_BUCKETS"]
 

@@ -14,7 +14,7 @@ import hashlib
 from typing import Iterable, Protocol, runtime_checkable
 
 from rootgraph.graph.errors import NotFound
-from rootgraph.graph.model import (
+from rootgraph.graph.records import (
     BucketRow, Deployment, EdgeInfo, Entity, EntityKind, GraphDelta, StatsBucket, Window, WindowData,
 )
 

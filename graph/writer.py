@@ -25,7 +25,7 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
-from rootgraph.graph.model import Deployment, EntityKind, GraphDelta, StatsBucket
+from rootgraph.graph.records import Deployment, EntityKind, GraphDelta, StatsBucket
 from rootgraph.graph.repository import Repository
 from rootgraph.graph.window_cache import STAMP_BUCKETS
 

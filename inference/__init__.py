@@ -8,7 +8,7 @@ and the error types. Everything else is an implementation detail.
 from rootgraph.inference.blast import blast_radius, whatif_model
 from rootgraph.inference.errors import InferenceError, InvalidArgument, UnknownEntity
 from rootgraph.inference.evidence import EvidenceConfig
-from rootgraph.inference.model import ModelParams
+from rootgraph.inference.network import ModelParams
 from rootgraph.inference.rank import RootCauseRanker
 from rootgraph.inference.results import (
     Action,

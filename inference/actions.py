@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
-from rootgraph.graph.model import Deployment, EntityKind
+from rootgraph.graph.records import Deployment, EntityKind
 from rootgraph.inference.evidence import INFRA_KINDS, VIRTUAL_KINDS, EntityEvidence, WindowEvidence
 from rootgraph.inference.results import Action, ActionKind
 

@@ -83,7 +83,7 @@ import networkx as nx
 import numpy as np
 from scipy.special import pdtr
 
-from rootgraph.graph.model import EntityKind, WindowData
+from rootgraph.graph.records import EntityKind, WindowData
 from rootgraph.inference.errors import InvalidArgument, UnknownEntity
 from rootgraph.inference.evidence import INFRA_KINDS, VIRTUAL_KINDS, EvidenceConfig
 from rootgraph.inference.faults import FaultKind, parse_fault_kind

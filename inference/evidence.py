@@ -1,6 +1,6 @@
 """Anomaly scoring: incident window vs baseline window, per entity and per edge.
 
-The model (``inference/model.py``) observes booleans; this module decides them with
+The model (``inference/network.py``) observes booleans; this module decides them with
 tests that stay honest at low traffic, and grades each decision with a *strength* in
 [0, 1] that the model turns into a detector false-alarm rate (issue 4: "2 errors in 3
 requests is not the same evidence as 200 in 300"):
@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy.special import bdtrc, ndtr, pdtr
 
-from rootgraph.graph.model import (
+from rootgraph.graph.records import (
     BucketRow,
     Deployment,
     EntityKind,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import statistics
 
-from rootgraph.graph.model import Deployment, EntityKind
+from rootgraph.graph.records import Deployment, EntityKind
 from rootgraph.inference.evidence import INFRA_KINDS, WindowEvidence
 from rootgraph.inference.faults import FaultKind
-from rootgraph.inference.model import CausalModel
+from rootgraph.inference.network import CausalModel
 from rootgraph.inference.results import EvidenceItem
 from rootgraph.inference.topology import bfs_up, callers_of, path_to
 

@@ -44,10 +44,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from rootgraph.graph.model import EntityKind, WindowData
+from rootgraph.graph.records import EntityKind, WindowData
 from rootgraph.inference.actions import action_context
 from rootgraph.inference.evidence import INFRA_KINDS, EvidenceConfig, WindowEvidence, score_window
-from rootgraph.inference.model import CausalModel, ModelParams, build_model, from_odds, odds
+from rootgraph.inference.network import CausalModel, ModelParams, build_model, from_odds, odds
 from rootgraph.inference.rank import RootCauseRanker
 from rootgraph.inference.topology import base_strength, bfs_up, callers_of
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rootgraph.graph.model import WindowData
+from rootgraph.graph.records import WindowData
 from rootgraph.inference.synthetic import Profile, WindowBuilder, generate_incident
 
 __all__ = ["PATTERN_CAUSE", "hand_built", "other_incidents", "recurring_pattern"]

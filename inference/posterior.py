@@ -33,7 +33,7 @@ from pgmpy.factors.discrete import DiscreteFactor, TabularCPD
 from pgmpy.inference import BeliefPropagation, VariableElimination
 from pgmpy.models import DiscreteBayesianNetwork, JunctionTree
 
-from rootgraph.inference.model import CausalModel, Node, chain_cpds, noisy_or_table
+from rootgraph.inference.network import CausalModel, Node, chain_cpds, noisy_or_table
 
 MAX_ABSORB_SCOPE = 3
 MAX_GROUP = 12

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from rootgraph.graph.model import WindowData
+from rootgraph.graph.records import WindowData
 from rootgraph.inference.actions import action_context, suggest_actions, with_confidence
 from rootgraph.inference.errors import InvalidArgument
 from rootgraph.inference.evidence import EvidenceConfig, score_window
 from rootgraph.inference.explain import (caller_map, evidence_items, explanation, observed_fault,
                                          propagation_paths, why_not)
-from rootgraph.inference.model import ModelParams, build_model
+from rootgraph.inference.network import ModelParams, build_model
 from rootgraph.inference.posterior import compute_posteriors
 from rootgraph.inference.results import Cause, Ranking
 from rootgraph.results import is_plausible

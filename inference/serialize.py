@@ -13,7 +13,7 @@ import dataclasses
 import json
 
 from rootgraph.inference.errors import InvalidArgument
-from rootgraph.inference.model import ModelParams
+from rootgraph.inference.network import ModelParams
 
 __all__ = ["params_to_json", "params_from_json"]
 

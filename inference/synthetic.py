@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rootgraph.graph.model import (
+from rootgraph.graph.records import (
     HISTOGRAM_BUCKETS,
     BucketRow,
     Deployment,

@@ -1,6 +1,6 @@
 """The call graph as inference walks it: callers, paths, entry traffic, link strength.
 
-One implementation of each, used by ranking (``model.py``, ``explain.py``), learning
+One implementation of each, used by ranking (``network.py``, ``explain.py``), learning
 (``learning.py``) and what-if (``blast.py``). Each stage builds its caller map once per
 window and passes it on; the stages differ only in *which* edges they hand in (the
 ranking network's kept, acyclic edges; every synchronous edge for a what-if, loops
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Iterable, Mapping, Sequence
 
-from rootgraph.graph.model import Entity, EntityKind
+from rootgraph.graph.records import Entity, EntityKind
 
 __all__ = ["base_strength", "bfs_up", "callers_of", "entry_callers", "entry_shares", "path_to"]
 

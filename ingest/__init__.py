@@ -1,4 +1,4 @@
-"""Ingest stage: OTLP traces → one idempotent :class:`~rootgraph.graph.model.GraphDelta` per batch.
+"""Ingest stage: OTLP traces → one idempotent :class:`~rootgraph.graph.records.GraphDelta` per batch.
 
 A file per role: ``spans`` (decode), ``store`` (transactional memory of unpaired
 halves), ``pairing`` (service-graph rules, virtual nodes), ``selftime``, ``aggregate``,

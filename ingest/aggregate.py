@@ -1,4 +1,4 @@
-"""Spans and calls of one batch → one :class:`~rootgraph.graph.model.GraphDelta`.
+"""Spans and calls of one batch → one :class:`~rootgraph.graph.records.GraphDelta`.
 
 What goes where:
 
@@ -16,7 +16,7 @@ What goes where:
 
 A bucket key is ``floor(start_s / width) * width`` of the span's (or call's) *start*,
 so a request is in one bucket whatever batch brings it; durations are milliseconds and
-histograms use :func:`~rootgraph.graph.model.latency_bucket` (inlined; a test checks
+histograms use :func:`~rootgraph.graph.records.latency_bucket` (inlined; a test checks
 they agree).
 """
 
@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from math import ceil as _ceil
 from math import log2 as _log2
 
-from rootgraph.graph.model import HISTOGRAM_BUCKETS, Deployment, Entity, EntityKind, GraphDelta, StatsBucket
+from rootgraph.graph.records import HISTOGRAM_BUCKETS, Deployment, Entity, EntityKind, GraphDelta, StatsBucket
 from rootgraph.ingest.pairing import Call
 from rootgraph.ingest.spans import Span, is_entry
 

@@ -27,7 +27,7 @@ a re-sent span idempotent. CI/CD spans are never counted as service traffic.
 
 from __future__ import annotations
 
-from rootgraph.graph.model import Deployment
+from rootgraph.graph.records import Deployment
 from rootgraph.ingest.spans import Span
 
 __all__ = ["cicd_deployment"]

@@ -82,7 +82,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from rootgraph.graph.model import Entity, EntityKind
+from rootgraph.graph.records import Entity, EntityKind
 from rootgraph.ingest.spans import KIND_CLIENT, KIND_CONSUMER, KIND_PRODUCER, KIND_SERVER, Span
 from rootgraph.ingest.store import Key, Overlay, PairingTxn
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from rootgraph.graph.model import GraphDelta
+from rootgraph.graph.records import GraphDelta
 from rootgraph.ingest.aggregate import aggregate
 from rootgraph.ingest.config import IngestConfig
 from rootgraph.ingest.deployments import cicd_deployment

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from rootgraph.graph.errors import StoreUnavailable
-from rootgraph.graph.model import Deployment, Entity, GraphDelta, StatsBucket
+from rootgraph.graph.records import Deployment, Entity, GraphDelta, StatsBucket
 
 __all__ = ["DeltaSink", "InMemorySink"]
 

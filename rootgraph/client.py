@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from rootgraph.graph.model import Deployment
+from rootgraph.graph.records import Deployment
 from rootgraph.results import Action, ActionKind, BlastRadius, Cause, EvidenceItem, FaultKind, Impact, Ranking
 from rootgraph.v1 import rootgraph_pb2 as pb
 from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc

@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass
 
 from rootgraph.graph.incidents import IncidentStore
-from rootgraph.graph.model import decode_window
-from rootgraph.graph.models import ModelStore, ModelVersionRecord
+from rootgraph.graph.records import decode_window
+from rootgraph.graph.model_versions import ModelStore, ModelVersionRecord
 from rootgraph.inference.learning import Accuracy, LabelledIncident, LearningConfig, evaluate, learn
-from rootgraph.inference.model import DEFAULT_PARAMS, ModelParams
+from rootgraph.inference.network import DEFAULT_PARAMS, ModelParams
 from rootgraph.inference.serialize import params_from_json, params_to_json
 
 __all__ = ["ModelOps"]

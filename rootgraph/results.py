@@ -9,7 +9,7 @@ Why this module lives in the ``rootgraph`` package and not under ``inference/``:
 importing ``rootgraph.inference`` loads pgmpy, pandas, scipy and numpy (1.3-4 s and a
 pgmpy FutureWarning). A remediation bot that only talks gRPC must get its result types
 for the price of grpcio + protobuf, so this module imports nothing but the standard
-library and :mod:`rootgraph.graph.model` (for ``Deployment``; stdlib + orjson).
+library and :mod:`rootgraph.graph.records` (for ``Deployment``; stdlib + orjson).
 ``tests/test_client_light.py`` guards that.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 
-from rootgraph.graph.model import Deployment
+from rootgraph.graph.records import Deployment
 
 __all__ = [
     "PLAUSIBLE_FACTOR", "PLAUSIBLE_FLOOR", "Action", "ActionKind", "BlastRadius", "Cause",

@@ -35,8 +35,8 @@ from rootgraph import __version__
 from rootgraph.config import Settings
 from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.incidents import IncidentStore
-from rootgraph.graph.model import GraphDelta
-from rootgraph.graph.models import ModelStore
+from rootgraph.graph.records import GraphDelta
+from rootgraph.graph.model_versions import ModelStore
 from rootgraph.graph.reader import WindowReader
 from rootgraph.graph.writer import GraphWriter
 from rootgraph.ingest.config import IngestConfig
@@ -238,7 +238,7 @@ class App:
         SERVING (the periodic warmer retries the cache)."""
         from google.protobuf import json_format
 
-        from rootgraph.graph.model import Window, window_json
+        from rootgraph.graph.records import Window, window_json
         from rootgraph.inference.synthetic import WindowBuilder
         from rootgraph.server.convert import RankQuery, ranking_to_proto
 

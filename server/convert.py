@@ -14,7 +14,7 @@ from typing import Callable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from rootgraph.graph.model import Deployment, Window
+from rootgraph.graph.records import Deployment, Window
 from rootgraph.inference.faults import FaultKind, fault_kind_name, parse_fault_kind
 from rootgraph.results import BlastRadius, Cause, Ranking
 from rootgraph.server.errors import InvalidRequest

@@ -18,9 +18,9 @@ import time
 from typing import Callable, Sequence
 
 from rootgraph.graph.errors import StoreUnavailable
-from rootgraph.graph.model import WindowData
-from rootgraph.graph.models import ModelStore
-from rootgraph.inference.model import DEFAULT_PARAMS, ModelParams
+from rootgraph.graph.records import WindowData
+from rootgraph.graph.model_versions import ModelStore
+from rootgraph.inference.network import DEFAULT_PARAMS, ModelParams
 from rootgraph.inference.rank import RootCauseRanker
 from rootgraph.results import Ranking
 from rootgraph.inference.serialize import params_from_json, params_to_json

@@ -20,7 +20,7 @@ from opentelemetry import trace
 
 from rootgraph.graph.errors import NotFound
 from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord
-from rootgraph.graph.model import Deployment, Window, WindowData, window_json
+from rootgraph.graph.records import Deployment, Window, WindowData, window_json
 from rootgraph.graph.window_source import WindowSource
 from rootgraph.inference.blast import check_fault_size
 from rootgraph.inference.errors import NoTrafficInWindow

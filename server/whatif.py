@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from rootgraph.graph.model import WindowData
+from rootgraph.graph.records import WindowData
 from rootgraph.inference.blast import WhatIfModel, blast_radius, whatif_model
 from rootgraph.results import BlastRadius, FaultKind
 

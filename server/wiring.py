@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from rootgraph.graph.admin import GraphAdmin
     from rootgraph.graph.incidents import IncidentStore
-    from rootgraph.graph.models import ModelStore
+    from rootgraph.graph.model_versions import ModelStore
     from rootgraph.graph.reader import WindowReader
     from rootgraph.graph.writer import GraphWriter
     from rootgraph.ingest.pipeline import Ingestor
@@ -75,7 +75,7 @@ def file_ingestor(settings: Settings, writer: "GraphWriter") -> "Ingestor":
 def model_stores(settings: Settings, driver: "Driver") -> tuple["ModelStore", "IncidentStore"]:
     """The model versions and the incident audit trail (``rootgraph model``)."""
     from rootgraph.graph.incidents import IncidentStore
-    from rootgraph.graph.models import ModelStore
+    from rootgraph.graph.model_versions import ModelStore
 
     return ModelStore(driver, settings.neo4j_database), IncidentStore(driver, settings.neo4j_database)
 

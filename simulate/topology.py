@@ -5,7 +5,7 @@ a named benchmark system (``topologies.py``) or generated at any size, and so th
 traffic engine (``traffic.py``) never has to guess: every call says whether it is
 sync or async, retried, or guarded by a fallback.
 
-Entity ids follow rootgraph's identity rules (``graph/model.py``) so that labels written
+Entity ids follow rootgraph's identity rules (``graph/records.py``) so that labels written
 by the simulator compare directly with what inference ranks:
 
 * a service is ``"<namespace>/<name>"`` when the namespace is set, else ``name``;

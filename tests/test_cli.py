@@ -41,7 +41,7 @@ def test_ingest_files_prints_a_summary_and_fills_the_graph(tmp_path: Path, store
 
 
 def test_client_commands_against_a_live_server(app, writer, capsys) -> None:  # noqa: ANN001
-    from rootgraph.graph.model import Entity, EntityKind, GraphDelta
+    from rootgraph.graph.records import Entity, EntityKind, GraphDelta
 
     server = ["--server", f"127.0.0.1:{app.ports['api']}"]
     # deployments are recorded for services seen in traces (an unknown one is NOT_FOUND)

@@ -6,7 +6,7 @@ import pytest
 from neo4j.exceptions import ConstraintError
 
 from rootgraph.graph.admin import GraphAdmin
-from rootgraph.graph.model import (
+from rootgraph.graph.records import (
     Deployment, Entity, EntityKind, GraphDelta, StatsBucket, Window, latency_bucket,
 )
 from rootgraph.graph.reader import WindowReader

@@ -4,7 +4,7 @@ the stamps say nothing changed, across reader/writer instances (processes), clea
 from __future__ import annotations
 
 from rootgraph.graph.admin import GraphAdmin
-from rootgraph.graph.model import Window
+from rootgraph.graph.records import Window
 from rootgraph.graph.reader import WindowReader
 from rootgraph.graph.window_cache import BucketCache
 from rootgraph.graph.writer import GraphWriter
@@ -89,7 +89,7 @@ def test_warm_reads_only_what_changed_and_read_window_reuses_the_assembled_windo
 def test_audit_json_round_trips_a_window() -> None:
     import json
 
-    from rootgraph.graph.model import decode_window, window_json
+    from rootgraph.graph.records import decode_window, window_json
     from rootgraph.inference.synthetic import generate_incident
 
     window, _ = generate_incident(40, seed=5)

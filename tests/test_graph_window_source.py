@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from rootgraph.graph.model import Deployment, Entity, EntityKind, GraphDelta, Window
+from rootgraph.graph.records import Deployment, Entity, EntityKind, GraphDelta, Window
 from rootgraph.graph.reader import WindowReader
 from rootgraph.graph.window_source import InMemoryWindows, WindowSource
 from rootgraph.graph.writer import GraphWriter

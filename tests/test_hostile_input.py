@@ -24,7 +24,7 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 from test_ingest_helpers import BUCKET0, CLIENT, SERVER, payload, request, resource_spans, sid, span, tid
 
-from rootgraph.graph.model import Window
+from rootgraph.graph.records import Window
 from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.reader import WindowReader
 from rootgraph.graph.writer import GraphWriter

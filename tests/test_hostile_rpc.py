@@ -20,7 +20,7 @@ from test_ingest_helpers import CLIENT, SERVER, request, resource_spans, span
 from rootgraph.config import Settings
 from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.reader import WindowReader
-from rootgraph.graph.model import Entity, EntityKind, GraphDelta
+from rootgraph.graph.records import Entity, EntityKind, GraphDelta
 from rootgraph.v1 import rootgraph_pb2 as pb
 from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
 

@@ -10,7 +10,7 @@ from rootgraph.inference import InvalidArgument, UnknownEntity, blast_radius, wh
 from rootgraph.inference.blast import WhatIfConfig, impact_probabilities, traffic_totals
 from rootgraph.inference.evidence import score_window
 from rootgraph.inference.faults import FaultKind
-from rootgraph.inference.model import build_model
+from rootgraph.inference.network import build_model
 from rootgraph.inference.synthetic import Profile, WindowBuilder
 
 warnings.filterwarnings("ignore", category=FutureWarning)

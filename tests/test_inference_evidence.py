@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from rootgraph.graph.model import BucketRow, EntityKind
+from rootgraph.graph.records import BucketRow, EntityKind
 from rootgraph.inference.errors import UnknownEntity
 from rootgraph.inference.evidence import EvidenceConfig, _count_test, pct, score_window
 from rootgraph.inference.synthetic import Profile, WindowBuilder

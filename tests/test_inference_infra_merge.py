@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import warnings
 
-from rootgraph.graph.model import EntityKind
+from rootgraph.graph.records import EntityKind
 from rootgraph.inference import RootCauseRanker, blast_radius
 from rootgraph.inference.evidence import score_window
 from rootgraph.inference.learning import LabelledIncident, evaluate
-from rootgraph.inference.model import ModelParams, build_model, merge_same_machine
+from rootgraph.inference.network import ModelParams, build_model, merge_same_machine
 from rootgraph.inference.synthetic import Profile, WindowBuilder
 
 warnings.filterwarnings("ignore", category=FutureWarning)

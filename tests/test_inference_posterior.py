@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from pgmpy.inference import VariableElimination
 
-from rootgraph.graph.model import EntityKind
+from rootgraph.graph.records import EntityKind
 from rootgraph.inference import posterior
 from rootgraph.inference.evidence import score_window
-from rootgraph.inference.model import ModelParams, build_model
+from rootgraph.inference.network import ModelParams, build_model
 from rootgraph.inference.posterior import compute_posteriors
 from rootgraph.inference.synthetic import Profile, WindowBuilder
 
@@ -108,7 +108,7 @@ def test_loopy_bp_approximation_error_against_exact_is_small():
 
 def test_chain_of_or_gates_is_the_exact_noisy_or():
     from pgmpy.models import DiscreteBayesianNetwork
-    from rootgraph.inference.model import chain_cpds, _cpd
+    from rootgraph.inference.network import chain_cpds, _cpd
 
     parents = [f"p{i}" for i in range(5)]
     weights = [0.9, 0.3, 0.5, 0.7, 0.2]

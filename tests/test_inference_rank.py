@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from rootgraph.graph.model import BucketRow, EntityKind
+from rootgraph.graph.records import BucketRow, EntityKind
 from rootgraph.inference import ActionKind, InvalidArgument, RootCauseRanker, UnknownEntity
 from rootgraph.inference.explain import observed_fault
 from rootgraph.inference.results import EvidenceItem

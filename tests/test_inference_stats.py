@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
-from rootgraph.graph.model import BucketRow, EdgeInfo, StatsBucket, decode_window, window_json
+from rootgraph.graph.records import BucketRow, EdgeInfo, StatsBucket, decode_window, window_json
 from rootgraph.inference import RootCauseRanker
 from rootgraph.inference.evidence import EvidenceConfig, beyond_spread, rank_test, score_window
 from rootgraph.inference.synthetic import Profile, WindowBuilder
 from rootgraph.ingest.aggregate import aggregate
 from rootgraph.ingest.pairing import Call
-from rootgraph.graph.model import Entity, EntityKind
+from rootgraph.graph.records import Entity, EntityKind
 
 BASE = Profile(rpm=100)
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rootgraph.graph.model import GraphDelta
+from rootgraph.graph.records import GraphDelta
 from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.writer import GraphWriter
 from rootgraph.ingest.group import GroupCommitter

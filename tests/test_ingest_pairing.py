@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_ingest_helpers import BUCKET0, CLIENT, CONSUMER, INTERNAL, PRODUCER, SERVER, payload, resource_spans, span
 
-from rootgraph.graph.model import EntityKind
+from rootgraph.graph.records import EntityKind
 from rootgraph.ingest.config import IngestConfig
 from rootgraph.ingest.pipeline import Ingestor
 from rootgraph.ingest.sink import InMemorySink

@@ -51,7 +51,7 @@ def test_queue_fault_blast_radius_answers_at_the_onset(app, reader) -> None:  # 
 
 
 def _windows(start: int, end: int):  # noqa: ANN202
-    from rootgraph.graph.model import Window
+    from rootgraph.graph.records import Window
 
     return Window(start, end), Window(start - 60, start)
 

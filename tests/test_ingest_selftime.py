@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_ingest_helpers import CLIENT, INTERNAL, PRODUCER, SERVER, payload, resource_spans, span
 
-from rootgraph.graph.model import latency_bucket
+from rootgraph.graph.records import latency_bucket
 from rootgraph.ingest.pipeline import Ingestor
 from rootgraph.ingest.sink import InMemorySink
 

@@ -11,13 +11,13 @@ import dataclasses
 
 import pytest
 
-from rootgraph.graph.model import EntityKind
+from rootgraph.graph.records import EntityKind
 from rootgraph.inference import ModelParams, RootCauseRanker
 from rootgraph.inference.actions import action_context
 from rootgraph.inference.evidence import score_window
 from rootgraph.inference.learning import LabelledIncident, LearningConfig, evaluate, learn
 from rootgraph.inference.learning_scenarios import PATTERN_CAUSE, other_incidents, recurring_pattern
-from rootgraph.inference.model import build_model
+from rootgraph.inference.network import build_model
 from rootgraph.inference.serialize import params_from_json, params_to_json
 from rootgraph.inference.synthetic import Profile, WindowBuilder
 

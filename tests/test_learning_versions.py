@@ -17,8 +17,8 @@ from rootgraph import cli
 from rootgraph.client import RootGraphClient
 from rootgraph.graph.errors import NotFound
 from rootgraph.graph.incidents import IncidentStore
-from rootgraph.graph.model import WindowData, decode_window, window_to_delta
-from rootgraph.graph.models import ModelConflict, ModelStore
+from rootgraph.graph.records import WindowData, decode_window, window_to_delta
+from rootgraph.graph.model_versions import ModelConflict, ModelStore
 from rootgraph.inference import ModelParams, RootCauseRanker
 from rootgraph.inference.learning_scenarios import PATTERN_CAUSE, hand_built, recurring_pattern
 from rootgraph.inference.serialize import params_from_json, params_to_json

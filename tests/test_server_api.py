@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from rootgraph.client import RootGraphClient
-from rootgraph.graph.model import Entity, EntityKind, GraphDelta, StatsBucket, WindowData, window_to_delta
+from rootgraph.graph.records import Entity, EntityKind, GraphDelta, StatsBucket, WindowData, window_to_delta
 from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.reader import WindowReader
 from rootgraph.graph.writer import GraphWriter
@@ -439,7 +439,7 @@ def test_first_rank_causes_after_a_start_is_not_much_slower_than_the_next(app, s
     import statistics
     import time
 
-    from rootgraph.graph.model import Window
+    from rootgraph.graph.records import Window
     from rootgraph.inference.synthetic import generate_incident
 
     w, _ = generate_incident(200, seed=3)

@@ -11,8 +11,8 @@ from dataclasses import replace
 
 import pytest
 
-from rootgraph.graph.models import ModelStore
-from rootgraph.inference.model import DEFAULT_PARAMS
+from rootgraph.graph.model_versions import ModelStore
+from rootgraph.inference.network import DEFAULT_PARAMS
 from rootgraph.inference.serialize import params_to_json
 from rootgraph.server.registry import ModelRegistry
 

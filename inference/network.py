@@ -55,7 +55,7 @@ import numpy as np
 from pgmpy.factors.discrete import TabularCPD
 from pgmpy.models import DiscreteBayesianNetwork
 
-from rootgraph.graph.model import EntityKind
+from rootgraph.graph.records import EntityKind
 from rootgraph.inference.evidence import INFRA_KINDS, VIRTUAL_KINDS, WindowEvidence
 from rootgraph.inference.errors import InvalidArgument
 from rootgraph.inference.topology import base_strength
