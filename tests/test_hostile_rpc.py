@@ -112,7 +112,7 @@ def test_submit_feedback_with_unknown_enum_values_is_invalid(stub, store: GraphA
     assert ok.created
 
 
-def test_record_deployment_of_bad_or_unknown_input_stores_nothing(stub, store: GraphAdmin, writer) -> None:  # noqa: ANN001
+def test_record_deployment_of_bad_or_unknown_input_stores_nothing(stub, store: GraphAdmin, writer, reader) -> None:  # noqa: ANN001
     assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(service="a", version="1"),
                     grpc.StatusCode.NOT_FOUND).startswith("service: unknown service 'a'")
     assert _refused(stub.RecordDeployment, pb.RecordDeploymentRequest(
