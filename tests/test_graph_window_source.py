@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from rootgraph.graph.model import Deployment, Entity, EntityKind, GraphDelta, Window
+from rootgraph.graph.model import (
+    LOG_TEMPLATES_PER_BUCKET, Deployment, Entity, EntityKind, GraphDelta, LogCounts, MetricAgg, Window, window_json,
+    decode_window,
+)
 from rootgraph.graph.reader import WindowReader
 from rootgraph.graph.window_source import InMemoryWindows, WindowSource
 from rootgraph.graph.writer import GraphWriter
@@ -28,6 +31,17 @@ def _deltas() -> list[GraphDelta]:
     b.deployments = [Deployment("ci-9", "shop/frontend", "1.2.0", 700_000, "1.1.0", "abc", "ci",
                                 (("env", "prod"),))]
     b.service_buckets[("shop/frontend", 660)] = _bucket(3, 1, 4.0, 2.0, 1)
+    # logs: 20 templates in "a" (over the bound), two more ids and a known one in "b"
+    a.log_buckets[("shop/frontend", 660)] = LogCounts(
+        40, [0, 0, 0, 30, 2, 7, 1], {11, 12, 13}, {str(i): 2 for i in range(20)}, 0)
+    a.log_templates = {("shop/frontend", str(i)): f"template {i} <*>" for i in range(20)}
+    b.log_buckets[("shop/frontend", 660)] = LogCounts(6, [0, 0, 0, 0, 0, 6, 0], {12, 14}, {"0": 3, "98": 2, "99": 1}, 0)
+    b.log_buckets[("pod:cart-1", 60)] = LogCounts(1, [1, 0, 0, 0, 0, 0, 0], set(), {}, 1)
+    b.log_templates = {("shop/frontend", "0"): "template 0 <*> (generalised)", ("shop/frontend", "98"): "x"}
+    # metrics: a pod's CPU in two batches, merged
+    a.metric_buckets[("pod:cart-1", 660, "cpu_utilization")] = MetricAgg(0.5, 2, 0.2, 0.3)
+    b.metric_buckets[("pod:cart-1", 660, "cpu_utilization")] = MetricAgg(0.9, 1, 0.9, 0.9)
+    b.metric_buckets[("pod:cart-1", 900, "restarts")] = MetricAgg(1.0, 1, 1.0, 1.0)
     return [a, b, _delta("a")]  # "a" re-sent: counted once
 
 
@@ -44,6 +58,19 @@ def test_fake_and_real_reader_give_the_same_windows(writer: GraphWriter, reader:
         assert replace(mine, version="") == replace(real, version="")
         assert mine.version and fake.read_window(incident, baseline, 60).version == mine.version
     full = fake.read_window(Window(600, 720), Window(0, 600), 60)
+    (row,) = full.log_buckets["shop/frontend"]
+    assert (row.records, row.severity, row.error_spans, row.error_records) == (46, (0, 0, 0, 30, 2, 13, 1), 4, 14)
+    # the first 16 ids of "a" (by count, then id) keep slots; 4 of "a" and 98, 99 of "b" are "other"
+    assert len(row.templates) == LOG_TEMPLATES_PER_BUCKET and row.templates[0] == ("0", 5)
+    assert row.other_templates == 4 * 2 + 2 + 1 and sum(n for _, n in row.templates) + row.other_templates == 46
+    assert full.log_templates["shop/frontend"]["0"] == "template 0 <*> (generalised)"
+    assert set(full.log_templates["shop/frontend"]) == {t for t, _ in row.templates}
+    (cpu,) = full.metric_buckets["pod:cart-1"]["cpu_utilization"]
+    assert (cpu.start_s, cpu.sum, cpu.count, cpu.min, cpu.max) == (660, 1.4, 3, 0.2, 0.9)
+    assert "restarts" not in full.metric_buckets["pod:cart-1"]  # t=900 is outside the window
+    assert "pod:cart-1" not in full.entities  # evidence keyed by id; the entity set is the spans'
+    # the audit record keeps them
+    assert decode_window(__import__("orjson").loads(window_json({"w": full}))["w"]) == replace(full, version="")
     assert {d.id for d in full.deployments} == {"argo-1", "span-version:shop/frontend:1.1.0", "ci-9"}
     assert [e.is_async for e in full.edges if e.callee == "shop/queue"] == [True]
     assert "shop/idle" not in full.entities and full.runs_on == {"shop/frontend": ("host:node-1",)}
