@@ -73,7 +73,7 @@ class GraphAdmin(Repository):
                 "WITH b, b.t AS t DETACH DELETE b RETURN count(*) AS n, collect(DISTINCT t) AS ts",
                 # templates no bucket has counted since the cutoff (text is quoted from these)
                 "MATCH (b:LogTemplate) WHERE b.last < $t WITH b LIMIT 50000 "
-                "WITH b, null AS t DETACH DELETE b RETURN count(*) AS n, [] AS ts",
+                "WITH b, null AS t DETACH DELETE b RETURN count(*) AS n, collect(t) AS ts",
             ):
                 rec = tx.run(q, t=older_than_s).single()
                 n += rec["n"]

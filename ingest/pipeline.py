@@ -297,6 +297,21 @@ class Ingestor:
             txn = self._store.begin()
             return self._emit(txn, self._pairer.expire(txn, everything=True))
 
+    def save_templates(self) -> bool:
+        """Store the template miner's snapshot now if it changed (graceful shutdown), so
+        a restarted process keeps every template id; False when there was nothing new."""
+        with self._lock:
+            state = self.templates.snapshot(force=True)
+            if not state:
+                return False
+            try:
+                self._sink.apply_deltas([GraphDelta(batch_id="templates:" + _digest([state.encode()]),
+                                                    miner_state=state)])
+            except Exception:
+                self.templates.unsaved()
+                raise
+            return True
+
     def stats(self) -> dict[str, int]:
         """Counters (monotonic) and gauges (``pending_*``) for metrics export."""
         with self._lock, self._counter_lock:

@@ -259,8 +259,10 @@ class App:
         self.committer.close()
         try:
             self.ingestor.flush_all()
+            self.ingestor.save_templates()
         except Exception as exc:  # noqa: BLE001 - Neo4j gone at shutdown: say so
-            log.warning("could not flush waiting span halves at shutdown: %s", type(exc).__name__)
+            log.warning("could not flush waiting span halves or log templates at shutdown: %s",
+                        type(exc).__name__)
         self.health.stop()
 
     def wait(self) -> None:

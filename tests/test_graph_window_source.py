@@ -77,3 +77,27 @@ def test_fake_and_real_reader_give_the_same_windows(writer: GraphWriter, reader:
     assert fake.service_graph() == reader.service_graph()
     for eid in ("shop/idle", "host:node-1", "shop/checkout", "nope"):
         assert fake.entity(eid) == reader.entity(eid)
+
+
+def test_log_and_metric_rows_are_cached_coherently_and_pruned(writer: GraphWriter, reader: WindowReader,
+                                                              store) -> None:  # noqa: ANN001
+    """Bucket stamps cover the new rows (a cached read sees a later write) and retention
+    deletes them with the span statistics (and templates no longer counted)."""
+    def delta(batch: str, t: int, n: int) -> GraphDelta:
+        return GraphDelta(batch_id=batch, log_buckets={("svc", t): LogCounts(n, [0, 0, 0, n, 0, 0, 0], set(),
+                                                                            {f"t{t}": n}, 0)},
+                          log_templates={("svc", f"t{t}"): f"text {t}"},
+                          metric_buckets={("pod:p", t, "memory_bytes"): MetricAgg(float(n), 1, float(n), float(n))})
+    incident, baseline = Window(6000, 6120), Window(0, 6000)
+    writer.apply_deltas([delta("x1", 60, 1), delta("x2", 6000, 2)])
+    assert reader.read_window(incident, baseline, 60).log_buckets["svc"][1].records == 2
+    writer.apply_deltas([delta("x3", 6000, 5)])  # same bucket, read through the cache
+    w = reader.read_window(incident, baseline, 60)
+    assert [r.records for r in w.log_buckets["svc"]] == [1, 7]
+    assert [r.sum for r in w.metric_buckets["pod:p"]["memory_bytes"]] == [1.0, 7.0]
+    assert w.log_templates == {"svc": {"t60": "text 60", "t6000": "text 6000"}}
+    store.prune(older_than_s=3000, batch_ids_older_than_ms=0)
+    w = reader.read_window(incident, baseline, 60)
+    assert [r.start_s for r in w.log_buckets["svc"]] == [6000]
+    assert [r.start_s for r in w.metric_buckets["pod:p"]["memory_bytes"]] == [6000]
+    assert w.log_templates == {"svc": {"t6000": "text 6000"}} and store.counts()["log_templates"] == 1
