@@ -31,7 +31,7 @@ from typing import Any
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from rootgraph.graph.model import LOG_TEMPLATES_PER_BUCKET, SEVERITY_ERROR, GraphDelta, LogCounts
-from rootgraph.ingest.spans import hex_field, items, parse_request, resource_identity
+from rootgraph.ingest.spans import hex_field, items, parse_request, request_digest, resource_identity
 from rootgraph.ingest.templates import Templates
 
 __all__ = ["LogBatch", "SEVERITY_TEXT", "decode_logs", "severity_class"]
@@ -84,8 +84,7 @@ def decode_logs(payload: bytes | ExportLogsServiceRequest, content_type: str, te
     """Decode and aggregate one OTLP logs request; raises ``MalformedPayload``."""
     request = payload if isinstance(payload, ExportLogsServiceRequest) else parse_request(
         payload, content_type, ExportLogsServiceRequest(), _fix_ids, "resourceLogs")
-    # Idempotency: the same content (whatever its encoding) is the same batch.
-    batch_id = "logs:" + hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+    batch_id = "logs:" + request_digest(payload, request)
     width_ns = bucket_seconds * 1_000_000_000
     per: dict[tuple[str, int], tuple[LogCounts, Counter[str]]] = {}
     texts: dict[tuple[str, str], str] = {}

@@ -30,7 +30,6 @@ cumulative series whose start is long past (its increase is unknown).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
@@ -39,9 +38,11 @@ from typing import Any
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from rootgraph.graph.model import GraphDelta, MetricAgg
-from rootgraph.ingest.spans import hex_field, infra_id, items, parse_request, resource_identity, value_text
+from rootgraph.ingest.spans import (
+    hex_field, infra_id, items, parse_request, request_digest, resource_identity, value_text,
+)
 
-__all__ = ["CounterState", "MetricBatch", "RULES", "Rule", "decode_metrics", "entity_of"]
+__all__ = ["CounterState", "MetricBatch", "RULES", "Rule", "decode_metrics", "entity_of", "resource_entities"]
 
 _DELTA, _CUMULATIVE = 1, 2
 _NO_RECORDED_VALUE = 1
@@ -132,14 +133,22 @@ _PROM_LABELS = (("pod", "k8s.pod.name"), ("node", "k8s.node.name"))
 _PREFIX = {"pod": "pod:", "node": "node:", "host": "host:"}
 
 
-def entity_of(rule: Rule, service: str, infra: tuple[str, ...], attrs: dict[str, str]) -> str:
-    """The entity id a point of ``rule`` is evidence about ("" when none)."""
+def resource_entities(service: str, infra: tuple[str, ...]) -> dict[str, str]:
+    """Entity kind -> id of one resource (computed once per resource, not per point)."""
     found = {kind: i for kind, prefix in _PREFIX.items() for i in infra if i.startswith(prefix)}
-    for label, key in _PROM_LABELS:
-        if attrs.get(label):
-            found[label] = infra_id(key, attrs[label])
     if service:
         found["service"] = service
+    return found
+
+
+def entity_of(rule: Rule, found: dict[str, str], attrs: dict[str, str]) -> str:
+    """The entity id a point of ``rule`` is evidence about ("" when none); ``found`` is
+    :func:`resource_entities` of its resource, ``attrs`` the point's attributes."""
+    if attrs and ("pod" in attrs or "node" in attrs):
+        found = dict(found)
+        for label, key in _PROM_LABELS:
+            if attrs.get(label):
+                found[label] = infra_id(key, attrs[label])
     for kind in rule.prefer:
         if kind in found:
             return found[kind]
@@ -247,6 +256,8 @@ def _fix_ids(doc: dict[str, Any]) -> None:
 
 
 def _attrs(point: Any, max_value_len: int) -> dict[str, str]:
+    if not point.attributes:
+        return {}
     out = {}
     for kv in point.attributes:
         v = value_text(kv.value, max_value_len)
@@ -260,7 +271,7 @@ def decode_metrics(payload: bytes | ExportMetricsServiceRequest, content_type: s
     """Decode one OTLP metrics request; raises ``MalformedPayload``."""
     request = payload if isinstance(payload, ExportMetricsServiceRequest) else parse_request(
         payload, content_type, ExportMetricsServiceRequest(), _fix_ids, "resourceMetrics")
-    batch_id = "metrics:" + hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+    batch_id = "metrics:" + request_digest(payload, request)
     width_ns = bucket_seconds * 1_000_000_000
     buckets: dict[tuple[str, int, str], MetricAgg] = {}
     cumulative: list[_Cumulative] = []
@@ -270,6 +281,7 @@ def decode_metrics(payload: bytes | ExportMetricsServiceRequest, content_type: s
     for rm in request.resource_metrics:
         res = resource_identity(rm.resource, max_name_len, max_value_len, require_service=False)
         service, infra = ("", ()) if isinstance(res, str) else (res[0], res[4])
+        found = resource_entities(service, infra)
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 kind = metric.WhichOneof("data")
@@ -296,7 +308,7 @@ def decode_metrics(payload: bytes | ExportMetricsServiceRequest, content_type: s
                             or (rule.containers_only and attrs.get("container", "") in ("", "POD"))):
                         ignored["filtered attribute"] += 1
                         continue
-                    entity = entity_of(rule, service, infra, attrs)
+                    entity = entity_of(rule, found, attrs)
                     if not entity:
                         ignored["no entity"] += 1
                         continue

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ __all__ = [
     "infra_id",
     "items",
     "parse_request",
+    "request_digest",
     "resource_identity",
     "value_text",
     "MalformedPayload",
@@ -280,6 +282,15 @@ def _value(any_value: Any, max_len: int) -> str | None:
     if case == "double_value":
         return repr(any_value.double_value)
     return None
+
+
+def request_digest(payload: object, request: Any) -> str:
+    """A logs or metrics request's batch id: sha256 of its bytes as received (a client's
+    retry re-sends the same bytes), or of the message's deterministic encoding when it
+    arrives parsed (gRPC). Unlike spans, records have no ids of their own to sort."""
+    raw = payload if isinstance(payload, (bytes, bytearray, memoryview)) else \
+        request.SerializeToString(deterministic=True)
+    return hashlib.sha256(raw).hexdigest()
 
 
 def infra_id(key: str, name: str, max_value_len: int = 1024) -> str:
