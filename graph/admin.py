@@ -67,6 +67,13 @@ class GraphAdmin(Repository):
                 "WITH b, b.t AS t DETACH DELETE b RETURN count(*) AS n, collect(DISTINCT t) AS ts",
                 "MATCH (b:EdgeBucket) WHERE b.t < $t WITH b LIMIT 50000 "
                 "WITH b, b.t AS t DETACH DELETE b RETURN count(*) AS n, collect(DISTINCT t) AS ts",
+                "MATCH (b:LogBucket) WHERE b.t < $t WITH b LIMIT 50000 "
+                "WITH b, b.t AS t DETACH DELETE b RETURN count(*) AS n, collect(DISTINCT t) AS ts",
+                "MATCH (b:MetricBucket) WHERE b.t < $t WITH b LIMIT 50000 "
+                "WITH b, b.t AS t DETACH DELETE b RETURN count(*) AS n, collect(DISTINCT t) AS ts",
+                # templates no bucket has counted since the cutoff (text is quoted from these)
+                "MATCH (b:LogTemplate) WHERE b.last < $t WITH b LIMIT 50000 "
+                "WITH b, null AS t DETACH DELETE b RETURN count(*) AS n, collect(t) AS ts",
             ):
                 rec = tx.run(q, t=older_than_s).single()
                 n += rec["n"]
@@ -75,7 +82,9 @@ class GraphAdmin(Repository):
                 tx.run(STAMP_BUCKETS, ts=sorted(touched), v=uuid.uuid4().hex).consume()
             tx.run("MATCH (s:BucketStamp) WHERE s.t < $t "
                    "AND NOT EXISTS { MATCH (b:ServiceBucket {t: s.t}) } "
-                   "AND NOT EXISTS { MATCH (b:EdgeBucket {t: s.t}) } DELETE s", t=older_than_s).consume()
+                   "AND NOT EXISTS { MATCH (b:EdgeBucket {t: s.t}) } "
+                   "AND NOT EXISTS { MATCH (b:LogBucket {t: s.t}) } "
+                   "AND NOT EXISTS { MATCH (b:MetricBucket {t: s.t}) } DELETE s", t=older_than_s).consume()
             n += tx.run(
                 "MATCH (b:IngestBatch) WHERE b.at < $at WITH b LIMIT 50000 DELETE b RETURN count(*) AS n",
                 at=batch_ids_older_than_ms,
@@ -109,6 +118,9 @@ class GraphAdmin(Repository):
                 ("calls", "MATCH ()-[c:CALLS]->() RETURN count(c)"),
                 ("service_buckets", "MATCH (n:ServiceBucket) RETURN count(n)"),
                 ("edge_buckets", "MATCH (n:EdgeBucket) RETURN count(n)"),
+                ("log_buckets", "MATCH (n:LogBucket) RETURN count(n)"),
+                ("metric_buckets", "MATCH (n:MetricBucket) RETURN count(n)"),
+                ("log_templates", "MATCH (n:LogTemplate) RETURN count(n)"),
                 ("deployments", "MATCH (n:Deployment) RETURN count(n)"),
                 ("incidents", "MATCH (n:Incident) RETURN count(n)"),
             ):

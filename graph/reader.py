@@ -17,7 +17,9 @@ from typing import Any
 
 from neo4j import Driver, ManagedTransaction
 
-from rootgraph.graph.records import BucketRow, Deployment, EdgeInfo, Entity, EntityKind, Window, WindowData
+from rootgraph.graph.records import (
+    BucketRow, Deployment, EdgeInfo, Entity, EntityKind, LogRow, MetricRow, Window, WindowData,
+)
 from rootgraph.graph.repository import Repository
 from rootgraph.graph.window_cache import Block, BucketCache
 from rootgraph.graph.window_source import resolve_service_name
@@ -32,6 +34,11 @@ def _deployment_from(rec: Any) -> Deployment:
         previous_version=rec["previous_version"] or "", commit=rec["commit"] or "",
         source=rec["source"] or "", attributes=attrs,  # type: ignore[arg-type]
     )
+
+
+def _ranked(ids: list[str], counts: list[int]) -> tuple[tuple[str, int], ...]:
+    """A LogBucket's template ids and counts as ((id, count), …), by descending count."""
+    return tuple(sorted(zip(ids, counts), key=lambda p: (-p[1], p[0])))
 
 
 class WindowReader(Repository):
@@ -85,8 +92,21 @@ class WindowReader(Repository):
             ).values():
                 edg[t] = [(a, d, BucketRow(t, n, err, dur, 0.0, 0, tuple(h), np_, gap))
                           for a, d, n, err, dur, h, np_, gap in rows]
+            logs: dict[int, list] = {t: [] for t in stale}
+            mets: dict[int, list] = {t: [] for t in stale}
+            for t, rows in tx.run(
+                "MATCH (b:LogBucket) WHERE b.t IN $ts "
+                "RETURN b.t, collect([b.entity, b.n, b.sev, size(b.es) + b.eso, b.tk, b.tn, b.other])", ts=stale,
+            ).values():
+                logs[t] = [(e, LogRow(t, n, tuple(sev), es, _ranked(tk, tn), other))
+                           for e, n, sev, es, tk, tn, other in rows]
+            for t, rows in tx.run(
+                "MATCH (b:MetricBucket) WHERE b.t IN $ts "
+                "RETURN b.t, collect([b.entity, b.metric, b.sum, b.n, b.min, b.max])", ts=stale,
+            ).values():
+                mets[t] = [(e, m, MetricRow(t, sm, n, lo, hi)) for e, m, sm, n, lo, hi in rows]
             for t in stale:
-                blocks[t] = Block(stamps[t], tuple(svc[t]), tuple(edg[t]))
+                blocks[t] = Block(stamps[t], tuple(svc[t]), tuple(edg[t]), tuple(logs[t]), tuple(mets[t]))
         return stamps, blocks, stale
 
     def _keep(self, lo: int, hi: int, stamps: dict[int, str], blocks: dict[int, Block], stale: list[int]) -> None:
@@ -134,9 +154,16 @@ class WindowReader(Repository):
                 "MATCH (d:Deployment) WHERE d.at >= $lo AND d.at < $hi RETURN d ORDER BY d.at",
                 lo=lo * 1000, hi=hi * 1000,
             ).values()
-            return stamps, blocks, stale, ent_rows, infra_rows, dep_rows
+            # Template texts are not in the stamped blocks (a text can be generalised by a
+            # write to another bucket): read fresh, and part of the version below.
+            pairs = sorted({(e, tid) for b in blocks.values() for e, row in b.logs for tid, _ in row.templates})
+            tpl_rows = tx.run(
+                "UNWIND $pairs AS p MATCH (x:LogTemplate {entity: p[0], id: p[1]}) RETURN x.entity, x.id, x.text",
+                pairs=[list(p) for p in pairs],
+            ).values() if pairs else []
+            return stamps, blocks, stale, ent_rows, infra_rows, dep_rows, tpl_rows
 
-        stamps, blocks, stale, ent_rows, infra_rows, dep_rows = self._read(work, timeout_s=timeout_s)
+        stamps, blocks, stale, ent_rows, infra_rows, dep_rows, tpl_rows = self._read(work, timeout_s=timeout_s)
         self._keep(lo, hi, stamps, blocks, stale)
         entities: dict[str, Entity] = {}
         runs_on: dict[str, tuple[str, ...]] = {}
@@ -152,7 +179,7 @@ class WindowReader(Repository):
         # Rows are fixed by the stamps; entities, hosts and deployments are summarised.
         version = hashlib.blake2b(repr((
             incident, baseline, bucket_seconds, sorted(stamps.items()), sorted(entities),
-            sorted(runs_on.items()), sorted(async_edges), [d.id for d in deployments],
+            sorted(runs_on.items()), sorted(async_edges), [d.id for d in deployments], sorted(tpl_rows),
         )).encode(), digest_size=16).hexdigest()
         with self._assembled_lock:
             hit = self._assembled.get(version)
@@ -160,17 +187,30 @@ class WindowReader(Repository):
             return hit
         service_rows: dict[str, list[BucketRow]] = {}
         edge_rows: dict[tuple[str, str], list[BucketRow]] = {}
+        log_rows: dict[str, list[LogRow]] = {}
+        metric_rows: dict[str, dict[str, list[MetricRow]]] = {}
         for t in sorted(blocks):  # time order: every series comes out sorted by start
             b = blocks[t]
             for e, row in b.services:
                 service_rows.setdefault(e, []).append(row)
             for a, d, row in b.edges:
                 edge_rows.setdefault((a, d), []).append(row)
+            for e, lrow in b.logs:
+                log_rows.setdefault(e, []).append(lrow)
+            for e, m, mrow in b.metrics:
+                metric_rows.setdefault(e, {}).setdefault(m, []).append(mrow)
         service_buckets = {e: tuple(rows) for e, rows in service_rows.items()}
         edges = tuple(EdgeInfo(s, d, (s, d) in async_edges, tuple(edge_rows[(s, d)]))
                       for s, d in sorted(edge_rows))
+        templates: dict[str, dict[str, str]] = {}
+        for e, tid, text in sorted(tpl_rows):
+            templates.setdefault(e, {})[tid] = text
         window = WindowData(incident, baseline, bucket_seconds, entities, service_buckets,
-                            edges, runs_on, deployments, version)
+                            edges, runs_on, deployments, version,
+                            log_buckets={e: tuple(rows) for e, rows in sorted(log_rows.items())},
+                            metric_buckets={e: {m: tuple(rs) for m, rs in sorted(ms.items())}
+                                            for e, ms in sorted(metric_rows.items())},
+                            log_templates=templates)
         if self.cache.max_blocks:
             with self._assembled_lock:
                 self._assembled[version] = window

@@ -117,6 +117,134 @@ class StatsBucket:
             self.histogram[i] += count
 
 
+#: Log severity classes, in the order of ``LogCounts.severity`` / ``LogRow.severity``:
+#: OTLP SeverityNumber ranges 1-4, 5-8, …, 21-24; "unspecified" for 0 without a known text.
+SEVERITIES = ("unspecified", "trace", "debug", "info", "warn", "error", "fatal")
+#: index of "error" in :data:`SEVERITIES`; error and fatal records are "error records"
+SEVERITY_ERROR = 5
+
+#: At most this many template ids keep their own count per entity-bucket; later ones
+#: add to ``other_templates``. Why 16: an incident shows as one to a few new or surging
+#: templates of a service per minute, while a healthy service emits a few dozen steady
+#: ones; 16 keeps every template that matters in a minute (batches submit theirs by
+#: descending count) at ~300 bytes per bucket, instead of one row per template.
+LOG_TEMPLATES_PER_BUCKET = 16
+#: Distinct error-span keys kept exactly per entity-bucket (Cypher list membership is
+#: linear); further error records with a span each count one.
+ERROR_SPAN_KEYS = 512
+
+#: The canonical metric vocabulary (``ingest/metrics.py`` maps OTLP and Prometheus names
+#: onto it) and what a :class:`MetricRow` of each holds. ``gauge``: sum/count/min/max of
+#: the sampled values; ``counter``: of the per-point *increases* (cumulative series are
+#: differenced, resets handled), so ``sum / bucket_seconds`` is the rate; ``histogram``:
+#: ``sum``/``count`` of the observations, min/max of the per-point means.
+METRICS: dict[str, tuple[str, str]] = {
+    "cpu_utilization": ("gauge", "fraction of one CPU core (or of the host for system.*) in use"),
+    "cpu_seconds": ("counter", "CPU seconds used; sum / bucket_seconds = cores"),
+    "cpu_throttled_periods": ("counter", "CFS periods in which the container was throttled"),
+    "cpu_periods": ("counter", "CFS enforcement periods (denominator of throttling)"),
+    "memory_bytes": ("gauge", "working-set memory, bytes"),
+    "memory_utilization": ("gauge", "memory in use as a fraction of the limit or of the host"),
+    "restarts": ("counter", "container restarts"),
+    "oom_kills": ("counter", "containers killed for running out of memory"),
+    "network_rx_bytes": ("counter", "bytes received"),
+    "network_tx_bytes": ("counter", "bytes transmitted"),
+    "network_errors": ("counter", "receive + transmit errors"),
+    "http_server_duration_s": ("histogram", "server request duration, seconds"),
+}
+
+
+@dataclass(slots=True)
+class LogCounts:
+    """Additive log evidence of one entity in one bucket (a :class:`GraphDelta` part).
+
+    ``error_spans`` holds 64-bit keys of the distinct (trace_id, span_id) that logged an
+    error or fatal record; ``templates`` counts records per mined template id (at most
+    ``LOG_TEMPLATES_PER_BUCKET`` ids, the rest in ``other_templates``).
+    """
+
+    records: int = 0
+    severity: list[int] = field(default_factory=lambda: [0] * len(SEVERITIES))
+    error_spans: set[int] = field(default_factory=set)
+    templates: dict[str, int] = field(default_factory=dict)
+    other_templates: int = 0
+
+    def add(self, other: "LogCounts") -> None:
+        self.records += other.records
+        for i, n in enumerate(other.severity):
+            self.severity[i] += n
+        self.error_spans |= other.error_spans
+        for tid, n in other.templates.items():
+            self.templates[tid] = self.templates.get(tid, 0) + n
+        self.other_templates += other.other_templates
+
+    def copy(self) -> "LogCounts":
+        return LogCounts(self.records, list(self.severity), set(self.error_spans), dict(self.templates),
+                         self.other_templates)
+
+
+@dataclass(slots=True)
+class MetricAgg:
+    """sum, count, min, max of one canonical metric's points of one entity in one bucket."""
+
+    sum: float = 0.0
+    count: int = 0
+    min: float = math.inf
+    max: float = -math.inf
+
+    def observe(self, value: float, n: int = 1, total: float | None = None) -> None:
+        """One point: ``value`` (min/max), ``n`` items summing to ``total`` (default value)."""
+        self.sum += value if total is None else total
+        self.count += n
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
+
+    def add(self, other: "MetricAgg") -> None:
+        self.sum += other.sum
+        self.count += other.count
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+
+    def copy(self) -> "MetricAgg":
+        return MetricAgg(self.sum, self.count, self.min, self.max)
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    """One entity-bucket of log evidence as read for inference.
+
+    ``severity`` counts records per class of :data:`SEVERITIES`; ``error_spans`` is the
+    number of distinct spans of this entity that logged an ERROR/FATAL record (up to
+    ``ERROR_SPAN_KEYS`` exact, beyond that every further such record counts one);
+    ``templates`` is ``((template id, records), …)`` by descending count, the text in
+    ``WindowData.log_templates[entity][id]``; ``other_templates`` the records of
+    templates beyond the bucket's bound (and of records without a string body).
+    """
+
+    start_s: int
+    records: int
+    severity: tuple[int, ...]
+    error_spans: int
+    templates: tuple[tuple[str, int], ...]
+    other_templates: int
+
+    @property
+    def error_records(self) -> int:
+        return sum(self.severity[SEVERITY_ERROR:])
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRow:
+    """One (entity, bucket, canonical metric) as read for inference; see :data:`METRICS`
+    for what ``sum``/``count``/``min``/``max`` are per metric kind."""
+
+    start_s: int
+    sum: float
+    count: int
+    min: float
+    max: float
+
+
 @dataclass(frozen=True, slots=True)
 class Deployment:
     """A deployment event, whatever its source.
@@ -160,9 +288,20 @@ class GraphDelta:
     #: edges whose calls are asynchronous (PRODUCER -> CONSUMER)
     async_edges: set[tuple[str, str]] = field(default_factory=set)
     spans: int = 0
+    #: (entity id, bucket start s) -> log evidence (``ingest/logs.py``)
+    log_buckets: dict[tuple[str, int], LogCounts] = field(default_factory=dict)
+    #: (entity id, template id) -> the template's current text
+    log_templates: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: (entity id, bucket start s, canonical metric) -> its points (``ingest/metrics.py``)
+    metric_buckets: dict[tuple[str, int, str], MetricAgg] = field(default_factory=dict)
+    #: the log template miner's snapshot to store with this delta ("" = unchanged)
+    miner_state: str = ""
+    #: log records and metric points this batch accepted (kept on its IngestBatch marker)
+    records: int = 0
 
     def is_empty(self) -> bool:
-        return not (self.entities or self.edges or self.service_buckets or self.deployments)
+        return not (self.entities or self.edges or self.service_buckets or self.deployments
+                    or self.log_buckets or self.metric_buckets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +365,14 @@ class WindowData:
     #: version returned equal windows (``WindowReader.read_window``; lets a caller reuse
     #: results computed from it). Empty when unknown (built by hand, decoded).
     version: str = ""
+    #: entity id -> its log evidence rows in time order (:class:`LogRow`). Keyed by the
+    #: ids spans use (services, or ``pod:``/``node:``/``host:`` for infra-only resources);
+    #: an id may be absent from ``entities`` when it sent logs but no spans.
+    log_buckets: dict[str, tuple[LogRow, ...]] = field(default_factory=dict)
+    #: entity id -> canonical metric (:data:`METRICS`) -> rows in time order
+    metric_buckets: dict[str, dict[str, tuple[MetricRow, ...]]] = field(default_factory=dict)
+    #: entity id -> template id -> template text, for every id in ``log_buckets``' rows
+    log_templates: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _json_default(o: object) -> object:
@@ -241,10 +388,16 @@ def _json_default(o: object) -> object:
         return [o.start_s, o.end_s]
     if isinstance(o, Deployment):
         return [o.id, o.service, o.version, o.at_ms, o.previous_version, o.commit, o.source, o.attributes]
+    if isinstance(o, LogRow):
+        return [o.start_s, o.records, o.severity, o.error_spans, o.templates, o.other_templates]
+    if isinstance(o, MetricRow):  # min/max of an empty row are ±inf, not JSON: null
+        return [o.start_s, o.sum, o.count, o.min if o.count else None, o.max if o.count else None]
     if isinstance(o, WindowData):
         return {"incident": o.incident, "baseline": o.baseline, "bucket_seconds": o.bucket_seconds,
                 "entities": list(o.entities.values()), "service_buckets": o.service_buckets,
-                "edges": o.edges, "runs_on": o.runs_on, "deployments": o.deployments}
+                "edges": o.edges, "runs_on": o.runs_on, "deployments": o.deployments,
+                "log_buckets": o.log_buckets, "metric_buckets": o.metric_buckets,
+                "log_templates": o.log_templates}
     raise TypeError(f"not serialisable: {type(o).__name__}")
 
 
@@ -274,6 +427,13 @@ def decode_window(doc: dict) -> WindowData:
         runs_on={k: tuple(v) for k, v in doc["runs_on"].items()},
         deployments=tuple(Deployment(i, s, v, at, prev, c, src, tuple(tuple(a) for a in attrs))
                           for i, s, v, at, prev, c, src, attrs in doc["deployments"]),
+        # absent from records written before logs and metrics were stored
+        log_buckets={k: tuple(LogRow(t, n, tuple(sev), es, tuple((i, c) for i, c in tp), o)
+                              for t, n, sev, es, tp, o in v) for k, v in doc.get("log_buckets", {}).items()},
+        metric_buckets={k: {m: tuple(MetricRow(t, sm, c, math.inf if lo is None else lo,
+                                               -math.inf if hi is None else hi) for t, sm, c, lo, hi in rs)
+                            for m, rs in ms.items()} for k, ms in doc.get("metric_buckets", {}).items()},
+        log_templates={k: dict(v) for k, v in doc.get("log_templates", {}).items()},
     )
 
 
@@ -300,4 +460,16 @@ def window_to_delta(w: WindowData, batch_id: str = "window") -> GraphDelta:
             d.async_edges.add((e.caller, e.callee))
     d.runs_on = {(s, h) for s, hosts in w.runs_on.items() for h in hosts}
     d.deployments = list(w.deployments)
+    for eid, lrows in w.log_buckets.items():
+        for lr in lrows:
+            # error-span keys are not kept in a window: stand-ins preserve the count
+            d.log_buckets[(eid, lr.start_s)] = LogCounts(
+                lr.records, list(lr.severity), set(range(lr.error_spans)), dict(lr.templates), lr.other_templates)
+    for eid, texts in w.log_templates.items():
+        for tid, text in texts.items():
+            d.log_templates[(eid, tid)] = text
+    for eid, metrics in w.metric_buckets.items():
+        for metric, mrows in metrics.items():
+            for mr in mrows:
+                d.metric_buckets[(eid, mr.start_s, metric)] = MetricAgg(mr.sum, mr.count, mr.min, mr.max)
     return d

@@ -22,6 +22,14 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
     "FOR (b:ServiceBucket) REQUIRE (b.entity, b.t) IS UNIQUE",
     "CREATE CONSTRAINT edge_bucket IF NOT EXISTS "
     "FOR (b:EdgeBucket) REQUIRE (b.src, b.dst, b.t) IS UNIQUE",
+    "CREATE CONSTRAINT log_bucket IF NOT EXISTS FOR (b:LogBucket) REQUIRE (b.entity, b.t) IS UNIQUE",
+    "CREATE CONSTRAINT metric_bucket IF NOT EXISTS "
+    "FOR (b:MetricBucket) REQUIRE (b.entity, b.t, b.metric) IS UNIQUE",
+    "CREATE CONSTRAINT log_template IF NOT EXISTS FOR (x:LogTemplate) REQUIRE (x.entity, x.id) IS UNIQUE",
+    "CREATE CONSTRAINT log_miner_state IF NOT EXISTS FOR (s:LogMinerState) REQUIRE s.id IS UNIQUE",
+    "CREATE INDEX log_bucket_t IF NOT EXISTS FOR (b:LogBucket) ON (b.t)",
+    "CREATE INDEX metric_bucket_t IF NOT EXISTS FOR (b:MetricBucket) ON (b.t)",
+    "CREATE INDEX log_template_last IF NOT EXISTS FOR (x:LogTemplate) ON (x.last)",
     "CREATE CONSTRAINT bucket_stamp IF NOT EXISTS FOR (s:BucketStamp) REQUIRE s.t IS UNIQUE",
     "CREATE INDEX service_bucket_t IF NOT EXISTS FOR (b:ServiceBucket) ON (b.t)",
     "CREATE INDEX edge_bucket_t IF NOT EXISTS FOR (b:EdgeBucket) ON (b.t)",

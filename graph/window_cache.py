@@ -28,7 +28,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from rootgraph.graph.records import BucketRow
+from rootgraph.graph.records import BucketRow, LogRow, MetricRow
 
 __all__ = ["Block", "BucketCache", "STAMP_BUCKETS"]
 
@@ -50,6 +50,10 @@ class Block:
     services: tuple[tuple[str, BucketRow], ...]
     #: (caller id, callee id, row) of every EdgeBucket with this ``t``
     edges: tuple[tuple[str, str, BucketRow], ...]
+    #: (entity id, row) of every LogBucket with this ``t``
+    logs: tuple[tuple[str, LogRow], ...] = ()
+    #: (entity id, canonical metric, row) of every MetricBucket with this ``t``
+    metrics: tuple[tuple[str, str, MetricRow], ...] = ()
 
 
 class BucketCache:

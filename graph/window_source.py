@@ -15,7 +15,8 @@ from typing import Iterable, Protocol, runtime_checkable
 
 from rootgraph.graph.errors import NotFound
 from rootgraph.graph.records import (
-    BucketRow, Deployment, EdgeInfo, Entity, EntityKind, GraphDelta, StatsBucket, Window, WindowData,
+    ERROR_SPAN_KEYS, LOG_TEMPLATES_PER_BUCKET, BucketRow, Deployment, EdgeInfo, Entity, EntityKind, GraphDelta,
+    LogCounts, LogRow, MetricAgg, MetricRow, StatsBucket, Window, WindowData,
 )
 
 __all__ = ["InMemoryWindows", "ServiceGraph", "WindowSource", "resolve_service_name"]
@@ -113,6 +114,10 @@ class InMemoryWindows:
         self._runs_on: set[tuple[str, str]] = set()
         self._versions: dict[str, list[str]] = {}
         self._deployments: dict[str, Deployment] = {}
+        #: (entity, t) -> [counts, error-span keys kept, overflow, template ids in slot order]
+        self._logs: dict[tuple[str, int], tuple[LogCounts, list[int], list[int], list[str]]] = {}
+        self._templates: dict[tuple[str, str], str] = {}
+        self._metrics: dict[tuple[str, int, str], MetricAgg] = {}
 
     # -- writes (the DeltaSink method, and deployments) ---------------------------------
 
@@ -162,6 +167,30 @@ class InMemoryWindows:
                 self._deployments.setdefault(key, Deployment(key, svc, version, at, old, "", "span-version"))
         for dep in d.deployments:
             self.record_deployment(dep)
+        for key, c in d.log_buckets.items():  # the writer's bounds (graph/writer.py)
+            total, kept, overflow, slots = self._logs.setdefault(key, (LogCounts(), [], [0], []))
+            total.records += c.records
+            total.severity = [a + b for a, b in zip(total.severity, c.severity)]
+            new_es = [k for k in sorted(c.error_spans) if k not in kept]
+            room = ERROR_SPAN_KEYS - len(kept)
+            kept.extend(new_es[:room])
+            overflow[0] += max(0, len(new_es) - room)
+            total.other_templates += c.other_templates
+            for tid, n in sorted(c.templates.items(), key=lambda kv: (-kv[1], kv[0])):
+                if tid in total.templates:
+                    total.templates[tid] += n
+                elif len(slots) < LOG_TEMPLATES_PER_BUCKET:
+                    slots.append(tid)
+                    total.templates[tid] = n
+                else:
+                    total.other_templates += n
+        self._templates.update(d.log_templates)
+        for mkey, agg in d.metric_buckets.items():
+            have = self._metrics.get(mkey)
+            if have is None:
+                self._metrics[mkey] = agg.copy()
+            else:
+                have.add(agg)
 
     # -- the WindowSource protocol -------------------------------------------------------
 
@@ -193,13 +222,35 @@ class InMemoryWindows:
                                    key=lambda d: (d.at_ms, d.id)))
         edges = tuple(EdgeInfo(s, c, (s, c) in async_edges, tuple(edge_rows[(s, c)]))
                       for s, c in sorted(edge_rows))
+        log_rows: dict[str, list[LogRow]] = {}
+        for (e, t), (c, kept, overflow, _) in sorted(self._logs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            if lo <= t < hi:
+                log_rows.setdefault(e, []).append(LogRow(
+                    t, c.records, tuple(c.severity), len(kept) + overflow[0],
+                    tuple(sorted(c.templates.items(), key=lambda p: (-p[1], p[0]))), c.other_templates))
+        metric_rows: dict[str, dict[str, list[MetricRow]]] = {}
+        for (e, t, m), a in sorted(self._metrics.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2])):
+            if lo <= t < hi:
+                metric_rows.setdefault(e, {}).setdefault(m, []).append(MetricRow(t, a.sum, a.count, a.min, a.max))
+        templates: dict[str, dict[str, str]] = {}
+        for e, rows in sorted(log_rows.items()):
+            for row in rows:
+                for tid, _ in row.templates:
+                    if (e, tid) in self._templates:
+                        templates.setdefault(e, {})[tid] = self._templates[(e, tid)]
+        templates = {e: dict(sorted(ts.items())) for e, ts in templates.items()}
         window = WindowData(incident, baseline, bucket_seconds, entities,
-                            {e: tuple(rows) for e, rows in services.items()}, edges, runs_on, deployments)
+                            {e: tuple(rows) for e, rows in services.items()}, edges, runs_on, deployments,
+                            log_buckets={e: tuple(rows) for e, rows in sorted(log_rows.items())},
+                            metric_buckets={e: {m: tuple(rs) for m, rs in sorted(ms.items())}
+                                            for e, ms in sorted(metric_rows.items())},
+                            log_templates=templates)
         # Same content, same version: what the real reader promises of its versions.
         content = repr((window, sorted(entities), sorted(window.service_buckets.items())))
         version = hashlib.blake2b(content.encode(), digest_size=16).hexdigest()
         return WindowData(incident, baseline, bucket_seconds, entities, window.service_buckets, edges,
-                          runs_on, deployments, version)
+                          runs_on, deployments, version, window.log_buckets, window.metric_buckets,
+                          window.log_templates)
 
     def entity(self, entity_id: str) -> Entity | None:
         return self._entities.get(entity_id)

@@ -25,7 +25,9 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
-from rootgraph.graph.records import Deployment, EntityKind, GraphDelta, StatsBucket
+from rootgraph.graph.records import (
+    ERROR_SPAN_KEYS, LOG_TEMPLATES_PER_BUCKET, Deployment, EntityKind, GraphDelta, LogCounts, MetricAgg, StatsBucket,
+)
 from rootgraph.graph.repository import Repository
 from rootgraph.graph.window_cache import STAMP_BUCKETS
 
@@ -123,6 +125,56 @@ RETURN count(*) AS n
 """
 
 
+# Log evidence of one entity-bucket. ``sev``: counts per severity class; ``es``: distinct
+# error-span keys (at most $ES, later new keys count in ``eso``); ``tk``/``tn``: template
+# ids and counts, at most $K ids (the batch's ids come by descending count; ids new to
+# the bucket beyond the bound add to ``other``). SET items run in order: ``tn`` is
+# computed from the old ``tk``, then ``tk`` extended.
+_MERGE_LOG_BUCKETS = """
+UNWIND $rows AS r
+MERGE (b:LogBucket {entity: r.e, t: r.t})
+  ON CREATE SET b.n = 0, b.sev = r.zero, b.es = [], b.eso = 0, b.tk = [], b.tn = [], b.other = 0
+WITH b, r, [k IN r.es WHERE NOT k IN b.es] AS new_es, [k IN r.tk WHERE NOT k IN b.tk] AS new_tk
+WITH b, r, new_es, new_tk, $ES - size(b.es) AS es_room, $K - size(b.tk) AS tk_room
+SET b.n = b.n + r.n,
+    b.sev = [i IN range(0, size(r.sev) - 1) | coalesce(b.sev[i], 0) + r.sev[i]],
+    b.eso = b.eso + CASE WHEN size(new_es) > es_room THEN size(new_es) - es_room ELSE 0 END,
+    b.es = b.es + new_es[0..es_room],
+    b.other = b.other + r.other + reduce(s = 0, k IN new_tk[tk_room..] | s + r.tm[k]),
+    b.tn = [j IN range(0, size(b.tk) - 1) | b.tn[j] + coalesce(r.tm[b.tk[j]], 0)]
+           + [k IN new_tk[0..tk_room] | r.tm[k]],
+    b.tk = b.tk + new_tk[0..tk_room]
+"""
+
+_MERGE_LOG_TEMPLATES = """
+UNWIND $rows AS r
+MERGE (x:LogTemplate {entity: r.e, id: r.id})
+SET x.text = r.text, x.last = CASE WHEN x.last > r.t THEN x.last ELSE r.t END
+"""
+
+_MERGE_METRIC_BUCKETS = """
+UNWIND $rows AS r
+MERGE (b:MetricBucket {entity: r.e, t: r.t, metric: r.m})
+  ON CREATE SET b.sum = 0.0, b.n = 0, b.min = r.min, b.max = r.max
+SET b.sum = b.sum + r.sum, b.n = b.n + r.n,
+    b.min = CASE WHEN r.min < b.min THEN r.min ELSE b.min END,
+    b.max = CASE WHEN r.max > b.max THEN r.max ELSE b.max END
+"""
+
+_SAVE_MINER = "MERGE (s:LogMinerState {id: 'drain3'}) SET s.state = $state, s.at = $now"
+
+
+def _log_row(e: str, t: int, c: LogCounts) -> dict[str, Any]:
+    ranked = sorted(c.templates.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {"e": e, "t": t, "n": c.records, "sev": list(c.severity), "zero": [0] * len(c.severity),
+            "es": sorted(c.error_spans), "tk": [k for k, _ in ranked], "tm": dict(ranked),
+            "other": c.other_templates}
+
+
+def _metric_row(e: str, t: int, m: str, a: MetricAgg) -> dict[str, Any]:
+    return {"e": e, "t": t, "m": m, "sum": a.sum, "n": a.count, "min": a.min, "max": a.max}
+
+
 def _bucket_row(b: StatsBucket) -> dict[str, Any]:
     return {
         "n": b.requests, "err": b.errors, "dur": b.duration_ms_sum, "self": b.self_ms_sum,
@@ -159,6 +211,21 @@ def merge_deltas(deltas: list[GraphDelta]) -> GraphDelta:
         out.deployments.extend(d.deployments)
         out.async_edges |= d.async_edges
         out.spans += d.spans
+        for lkey, counts in d.log_buckets.items():
+            have = out.log_buckets.get(lkey)
+            if have is None:
+                out.log_buckets[lkey] = counts.copy()
+            else:
+                have.add(counts)
+        out.log_templates.update(d.log_templates)
+        for mkey, agg in d.metric_buckets.items():
+            mhave = out.metric_buckets.get(mkey)
+            if mhave is None:
+                out.metric_buckets[mkey] = agg.copy()
+            else:
+                mhave.add(agg)
+        out.miner_state = d.miner_state or out.miner_state
+        out.records += d.records
     return out
 
 
@@ -183,7 +250,25 @@ def _write_rows(tx: ManagedTransaction, delta: GraphDelta, now: int) -> None:
         tx.run(_MERGE_EDGE_BUCKETS, rows=[
             {"src": s, "dst": d, "t": t, **_bucket_row(b)} for (s, d, t), b in delta.edge_buckets.items()
         ]).consume()
-    times = {t for _, t in delta.service_buckets} | {t for _, _, t in delta.edge_buckets}
+    if delta.log_buckets:
+        tx.run(_MERGE_LOG_BUCKETS, K=LOG_TEMPLATES_PER_BUCKET, ES=ERROR_SPAN_KEYS, rows=[
+            _log_row(e, t, c) for (e, t), c in delta.log_buckets.items()
+        ]).consume()
+    if delta.log_templates:
+        last = {}
+        for (e, t), c in delta.log_buckets.items():
+            for tid in c.templates:
+                last[(e, tid)] = max(t, last.get((e, tid), t))
+        tx.run(_MERGE_LOG_TEMPLATES, rows=[
+            {"e": e, "id": tid, "text": text, "t": last.get((e, tid), 0)}
+            for (e, tid), text in delta.log_templates.items()
+        ]).consume()
+    if delta.metric_buckets:
+        tx.run(_MERGE_METRIC_BUCKETS, rows=[
+            _metric_row(e, t, m, a) for (e, t, m), a in delta.metric_buckets.items()
+        ]).consume()
+    times = {t for _, t in delta.service_buckets} | {t for _, _, t in delta.edge_buckets} | \
+        {t for _, t in delta.log_buckets} | {t for _, t, _ in delta.metric_buckets}
     if times:  # same transaction as the rows: readers' caches see the change (window_cache.py)
         tx.run(STAMP_BUCKETS, ts=sorted(times), v=uuid.uuid4().hex).consume()
     if delta.runs_on:
@@ -222,12 +307,28 @@ class GraphWriter(Repository):
                     seen.add(d.batch_id)  # a batch repeated within the group counts once
                     fresh.append(d)
             if fresh:
-                tx.run("UNWIND $rows AS r CREATE (:IngestBatch {id: r.id, at: $now, spans: r.spans})",
-                       rows=[{"id": d.batch_id, "spans": d.spans} for d in fresh], now=now).consume()
+                tx.run("UNWIND $rows AS r CREATE (:IngestBatch {id: r.id, at: $now, spans: r.spans, "
+                       "records: r.records})",
+                       rows=[{"id": d.batch_id, "spans": d.spans, "records": d.records} for d in fresh],
+                       now=now).consume()
                 _write_rows(tx, merge_deltas(fresh), now)
+            # the template miner's snapshot, even if its carrier was a duplicate
+            state = next((d.miner_state for d in reversed(deltas) if d.miner_state), "")
+            if state:
+                tx.run(_SAVE_MINER, state=state, now=now).consume()
             return [any(d is f for f in fresh) for d in deltas]
 
         return self._write(work)
+
+    def load_miner_state(self) -> tuple[str, int]:
+        """The stored log template miner snapshot ("" if none) and the largest stored
+        template id (``ingest/templates.py``: ids after a crash must not be reused)."""
+        def work(tx: ManagedTransaction) -> tuple[str, int]:
+            rec = tx.run("OPTIONAL MATCH (s:LogMinerState {id: 'drain3'}) RETURN s.state AS state").single()
+            top = tx.run("MATCH (x:LogTemplate) RETURN coalesce(max(toInteger(x.id)), 0) AS m").single()
+            return (rec["state"] or "", int(top["m"]))
+
+        return self._read(work)
 
     def record_deployment(self, deployment: Deployment) -> bool:
         """Store a deployment; False when its id was already stored (idempotent)."""

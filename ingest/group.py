@@ -7,7 +7,7 @@ server commits a few thousand spans/s; with it, an order of magnitude more.
 
 How: a request thread decodes its payload (``Ingestor.prepare``, no lock), queues it
 and waits. One writer thread takes everything queued (up to ``max_requests`` /
-``max_spans``), and ``Ingestor.ingest_group`` pairs it in one pairing transaction and
+``max_spans`` items: spans, log records, metric points), and ``Ingestor.ingest_group`` pairs it in one pairing transaction and
 writes it in one sink transaction. Each waiting request is answered only after that
 commit — so "acknowledged ⇒ durable" holds per request — or gets the group's error
 (retryable; nothing of the group is written and pairing memory is unchanged).
@@ -65,9 +65,11 @@ class GroupCommitter:
         self._writer.start()
 
     def submit(self, payload: bytes | ExportTraceServiceRequest,
-               content_type: str = "application/x-protobuf", timeout_s: float | None = None) -> IngestResult:
-        """Ingest one request; returns once it is committed (or raises)."""
-        batch = self._ingestor.prepare(payload, content_type)  # MalformedPayload propagates
+               content_type: str = "application/x-protobuf", timeout_s: float | None = None,
+               signal: str = "traces") -> IngestResult:
+        """Ingest one request of ``signal`` (traces, logs, metrics); returns once it is
+        committed (or raises). All signals share the groups: one transaction for all."""
+        batch = self._ingestor.prepare(payload, content_type, signal)  # MalformedPayload propagates
         if batch.result is not None:
             return batch.result
         if not self._available():
@@ -106,7 +108,7 @@ class GroupCommitter:
                 self._cv.wait()
             group, spans = [], 0
             while self._queue and len(group) < self._max_requests:
-                n = len(self._queue[0].batch.spans)
+                n = self._queue[0].batch.size
                 if group and spans + n > self._max_spans:
                     break
                 group.append(self._queue.popleft())

@@ -39,13 +39,19 @@ from rootgraph.graph.records import GraphDelta
 from rootgraph.ingest.aggregate import aggregate
 from rootgraph.ingest.config import IngestConfig
 from rootgraph.ingest.deployments import cicd_deployment
+from rootgraph.ingest.logs import LogBatch, decode_logs
+from rootgraph.ingest.metrics import CounterState, MetricBatch, decode_metrics
 from rootgraph.ingest.pairing import Call, Pairer
 from rootgraph.ingest.selftime import compute_self_time
 from rootgraph.ingest.sink import DeltaSink
 from rootgraph.ingest.spans import MalformedPayload, Span, decode
 from rootgraph.ingest.store import PairingTxn, PendingStore
+from rootgraph.ingest.templates import Templates
 
-__all__ = ["IngestResult", "Ingestor", "PreparedBatch"]
+__all__ = ["IngestResult", "Ingestor", "PreparedBatch", "SIGNALS"]
+
+#: The OTLP signals a request may carry (``Ingestor.prepare``'s ``signal``).
+SIGNALS = ("traces", "logs", "metrics")
 
 _PAIRING_COUNTERS = (
     "paired", "expired", "evicted_when_full", "unpaired_client", "unpaired_server", "virtual",
@@ -55,7 +61,11 @@ _PAIRING_COUNTERS = (
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
-    """Outcome of one request: what was accepted/rejected, and whether it was a re-send."""
+    """Outcome of one request: what was accepted/rejected, and whether it was a re-send.
+
+    ``accepted_spans``/``rejected_spans`` count the request's items: spans, log records
+    or metric data points, by the request's signal.
+    """
 
     accepted_spans: int
     rejected_spans: int
@@ -69,6 +79,8 @@ class PreparedBatch:
     """One decoded request waiting to be paired and applied (see :meth:`Ingestor.prepare`).
 
     ``result`` is set when there is nothing to apply (every span rejected or none).
+    ``signal`` holds a logs or metrics request's decoded evidence (``spans`` is empty):
+    it needs no pairing, only the group's transaction.
     """
 
     batch_id: str
@@ -76,9 +88,15 @@ class PreparedBatch:
     rejected: int
     reasons: Mapping[str, int]
     result: IngestResult | None = None
+    signal: LogBatch | MetricBatch | None = None
+
+    @property
+    def size(self) -> int:
+        """Items of the request (spans, log records or data points): the group bound."""
+        return self.signal.accepted if self.signal is not None else len(self.spans)
 
     def outcome(self, duplicate: bool) -> IngestResult:
-        return IngestResult(len(self.spans), self.rejected, dict(self.reasons), duplicate, self.batch_id)
+        return IngestResult(self.size, self.rejected, dict(self.reasons), duplicate, self.batch_id)
 
 
 class Ingestor:
@@ -89,9 +107,13 @@ class Ingestor:
         sink: DeltaSink,
         config: IngestConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
+        templates: Templates | None = None,
     ) -> None:
         self._config = (config or IngestConfig()).validate()
         self._sink = sink
+        #: log message templates (restored from the graph by the server at start-up)
+        self.templates = templates or Templates()
+        self._counter_state = CounterState()
         cfg = self._config
         self._store = PendingStore(
             cfg.pending_max_entries, cfg.pending_ttl_s,
@@ -119,6 +141,8 @@ class Ingestor:
         prepared = self.prepare(payload, content_type)
         if prepared.result is not None:
             return prepared.result
+        if prepared.signal is not None:
+            return self.ingest_group([prepared])[0]
         with self._lock:
             txn = self._store.begin()
             delta = self._pair_and_aggregate(prepared, txn)
@@ -127,13 +151,17 @@ class Ingestor:
             return prepared.outcome(not applied)
 
     def prepare(
-        self, payload: bytes | ExportTraceServiceRequest, content_type: str = "application/x-protobuf"
+        self, payload: bytes | ExportTraceServiceRequest, content_type: str = "application/x-protobuf",
+        signal: str = "traces",
     ) -> PreparedBatch:
         """Decode one request (stateless; safe to run concurrently, outside the lock).
 
         Why separate: decoding is half the CPU of ingest and needs no pairing state, so
         request threads decode while the writer waits on Neo4j (group commit).
+        ``signal`` says what ``payload`` is: an OTLP traces, logs or metrics request.
         """
+        if signal != "traces":
+            return self._prepare_signal(payload, content_type, signal)
         cfg = self._config
         try:
             decoded = decode(
@@ -160,6 +188,46 @@ class Ingestor:
         batch_id = "spans:" + _digest(s.trace_id + s.span_id for s in spans)
         return PreparedBatch(batch_id, tuple(spans), decoded.rejected, reasons)
 
+    def _prepare_signal(self, payload: object, content_type: str, signal: str) -> PreparedBatch:
+        cfg = self._config
+        limits = {"bucket_seconds": cfg.bucket_seconds, "max_name_len": cfg.max_service_name_len,
+                  "max_value_len": cfg.max_attribute_value_len}
+        item = "log_records" if signal == "logs" else "metric_points"
+        try:
+            if signal == "logs":
+                decoded: LogBatch | MetricBatch = decode_logs(payload, content_type, self.templates,  # type: ignore[arg-type]
+                                                              **limits)
+            elif signal == "metrics":
+                decoded = decode_metrics(payload, content_type, **limits)  # type: ignore[arg-type]
+            else:
+                raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
+        except MalformedPayload:
+            with self._counter_lock:
+                self._counters[f"{signal}_requests"] += 1
+                self._counters[f"{signal}_requests_malformed"] += 1
+            raise
+        with self._counter_lock:
+            c = self._counters
+            c[f"{signal}_requests"] += 1
+            c[f"{item}_received"] += decoded.accepted + decoded.rejected
+            c[f"{item}_rejected"] += decoded.rejected
+            for reason, count in decoded.reasons.items():
+                c[f"rejected:{reason}"] += count
+            if isinstance(decoded, MetricBatch):
+                c["metric_points_ignored"] += sum(decoded.ignored.values())
+                for reason, count in decoded.ignored.items():
+                    c[f"ignored:{reason}"] += count
+        reasons = dict(decoded.reasons)
+        if not decoded.accepted:
+            return PreparedBatch("", (), decoded.rejected, reasons, IngestResult(0, decoded.rejected, reasons))
+        return PreparedBatch(decoded.batch_id, (), decoded.rejected, reasons, signal=decoded)
+
+    def _signal_delta(self, b: PreparedBatch, staged: dict, ignored: Counter[str]) -> GraphDelta:
+        if isinstance(b.signal, LogBatch):
+            return b.signal.delta()
+        assert isinstance(b.signal, MetricBatch)
+        return self._counter_state.to_delta(b.signal, self._config.bucket_seconds, staged, ignored)
+
     def ingest_group(self, batches: Sequence[PreparedBatch]) -> list[IngestResult]:
         """Pair and apply several prepared requests in ONE sink transaction (group commit).
 
@@ -173,17 +241,32 @@ class Ingestor:
             txn = self._store.begin()
             deltas: list[GraphDelta] = []
             in_group: set[str] = set()
+            staged: dict = {}  # cumulative metric series: committed with the group
+            ignored: Counter[str] = Counter()
             for b in batches:
                 if b.batch_id in self._committed or b.batch_id in in_group:
                     continue
                 in_group.add(b.batch_id)
-                deltas.append(self._pair_and_aggregate(b, txn))
+                if b.signal is not None:
+                    deltas.append(self._signal_delta(b, staged, ignored))
+                else:
+                    deltas.append(self._pair_and_aggregate(b, txn))
+            # The miner's snapshot rides in the same transaction as the counts it names.
+            snapshot = self.templates.snapshot() if any(d.log_templates for d in deltas) else ""
+            if snapshot:
+                deltas[0].miner_state = snapshot
             c = self._counters
             try:
                 applied = self._sink.apply_deltas(deltas) if deltas else []
             except Exception:
                 c["batches_failed"] += len(batches)
+                if snapshot:
+                    self.templates.unsaved()
                 raise
+            self._counter_state.commit(staged)
+            c["metric_points_ignored"] += sum(ignored.values())
+            for reason, count in ignored.items():
+                c[f"ignored:{reason}"] += count
             c["sink_groups"] += 1
             new = {d.batch_id for d, ok in zip(deltas, applied) if ok}
             recovered = len(deltas) - len(new)  # in the sink, never committed here: lost ack
@@ -192,6 +275,11 @@ class Ingestor:
             c["duplicates_recovered"] += recovered
             c["deployments"] += sum(len(d.deployments) for d in deltas if d.batch_id in new)
             c["spans_accepted"] += sum(len(b.spans) for b in batches)
+            for b in batches:
+                if isinstance(b.signal, LogBatch):
+                    c["log_records_accepted"] += b.signal.accepted
+                elif isinstance(b.signal, MetricBatch):
+                    c["metric_points_accepted"] += b.signal.accepted
             txn.commit()
             for d in deltas:
                 self._remember(d.batch_id)
@@ -209,6 +297,21 @@ class Ingestor:
             txn = self._store.begin()
             return self._emit(txn, self._pairer.expire(txn, everything=True))
 
+    def save_templates(self) -> bool:
+        """Store the template miner's snapshot now if it changed (graceful shutdown), so
+        a restarted process keeps every template id; False when there was nothing new."""
+        with self._lock:
+            state = self.templates.snapshot(force=True)
+            if not state:
+                return False
+            try:
+                self._sink.apply_deltas([GraphDelta(batch_id="templates:" + _digest([state.encode()]),
+                                                    miner_state=state)])
+            except Exception:
+                self.templates.unsaved()
+                raise
+            return True
+
     def stats(self) -> dict[str, int]:
         """Counters (monotonic) and gauges (``pending_*``) for metrics export."""
         with self._lock, self._counter_lock:
@@ -218,7 +321,9 @@ class Ingestor:
             out.update(self._store.sizes())
             for name in ("requests", "requests_malformed", "spans_received", "spans_accepted", "spans_rejected",
                          "spans_clamped", "batches_applied", "batches_duplicate", "batches_failed",
-                         "cicd_spans", "deployments"):
+                         "cicd_spans", "deployments", "log_records_received", "log_records_accepted",
+                         "log_records_rejected", "metric_points_received", "metric_points_accepted",
+                         "metric_points_rejected", "metric_points_ignored"):
                 out.setdefault(name, 0)
             return out
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from rootgraph.graph.errors import StoreUnavailable
-from rootgraph.graph.records import Deployment, Entity, GraphDelta, StatsBucket
+from rootgraph.graph.records import Deployment, Entity, GraphDelta, LogCounts, MetricAgg, StatsBucket
 
 __all__ = ["DeltaSink", "InMemorySink"]
 
@@ -64,6 +64,9 @@ class InMemorySink:
     deployments: dict[str, Deployment] = field(default_factory=dict)
     async_edges: set[tuple[str, str]] = field(default_factory=set)
     spans: int = 0
+    log_buckets: dict[tuple[str, int], LogCounts] = field(default_factory=dict)
+    metric_buckets: dict[tuple[str, int, str], MetricAgg] = field(default_factory=dict)
+    miner_states: list[str] = field(default_factory=list)
     fail_next: int = 0
     fail_after_apply: int = 0
     calls: int = 0
@@ -101,6 +104,14 @@ class InMemorySink:
             self.deployments.setdefault(deployment.id, deployment)
         self.async_edges |= delta.async_edges
         self.spans += delta.spans
+        for key, value in (*delta.log_buckets.items(), *delta.metric_buckets.items()):
+            into = self.log_buckets if isinstance(value, LogCounts) else self.metric_buckets
+            if key in into:
+                into[key].add(value)  # type: ignore[arg-type]
+            else:
+                into[key] = value.copy()  # type: ignore[index]
+        if delta.miner_state:
+            self.miner_states.append(delta.miner_state)
         return True
 
     def service_total(self, service: str) -> StatsBucket:

@@ -41,17 +41,27 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+M = TypeVar("M")
+
 __all__ = [
     "DecodeResult",
+    "hex_field",
+    "infra_id",
+    "items",
+    "parse_request",
+    "request_digest",
+    "resource_identity",
+    "value_text",
     "MalformedPayload",
     "Span",
     "decode",
@@ -100,6 +110,7 @@ RESOURCE_KEYS = frozenset({
     "k8s.pod.name",
 })
 _INFRA_PREFIX = (("host.name", "host:"), ("k8s.node.name", "node:"), ("k8s.pod.name", "pod:"))
+_INFRA_IDS = dict(_INFRA_PREFIX)
 
 JSON_TYPES = ("application/json",)
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf", "application/octet-stream")
@@ -181,35 +192,42 @@ def decode(
 
 
 def _parse(payload: bytes, content_type: str) -> ExportTraceServiceRequest:
+    return parse_request(payload, content_type, ExportTraceServiceRequest(), _hex_ids_to_base64, "resourceSpans")
+
+
+def parse_request(payload: bytes, content_type: str, request: M, fix_ids: Callable[[dict[str, Any]], None],
+                  top: str) -> M:
+    """Parse one OTLP request of any signal (``request`` is an empty message to fill).
+
+    One implementation of the OTLP/HTTP encodings for traces, logs and metrics: protobuf,
+    or OTLP/JSON whose hex trace/span ids ``fix_ids`` turns into the base64 protobuf's
+    JSON mapping wants (``top`` names the payload's list, for the error message).
+    """
     media = content_type.split(";", 1)[0].strip().lower()
-    request = ExportTraceServiceRequest()
+    name = type(request).__name__
     if media in JSON_TYPES or media.endswith("+json"):
-        return _parse_json(payload, request)
+        try:
+            doc = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedPayload(f"invalid JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise MalformedPayload(f"OTLP/JSON payload must be an object with {top}")
+        fix_ids(doc)
+        try:
+            json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+        except (json_format.ParseError, TypeError, ValueError) as exc:
+            raise MalformedPayload(f"not an OTLP/JSON {name}: {exc}") from None
+        return request
     if media and media not in PROTOBUF_TYPES:
         raise MalformedPayload(f"unsupported content type {content_type!r}")
     try:
         request.ParseFromString(payload)
     except (DecodeError, TypeError, ValueError) as exc:
-        raise MalformedPayload(f"not an OTLP protobuf ExportTraceServiceRequest: {exc}") from None
+        raise MalformedPayload(f"not an OTLP protobuf {name}: {exc}") from None
     return request
 
 
-def _parse_json(payload: bytes, request: ExportTraceServiceRequest) -> ExportTraceServiceRequest:
-    try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedPayload(f"invalid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise MalformedPayload("OTLP/JSON payload must be an object with resourceSpans")
-    _hex_ids_to_base64(doc)
-    try:
-        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
-    except (json_format.ParseError, TypeError, ValueError) as exc:
-        raise MalformedPayload(f"not an OTLP/JSON trace request: {exc}") from None
-    return request
-
-
-def _items(obj: Any, *names: str) -> list[Any]:
+def items(obj: Any, *names: str) -> list[Any]:
     """The list under the first present name (camelCase or snake_case), else []."""
     if isinstance(obj, dict):
         for name in names:
@@ -219,7 +237,7 @@ def _items(obj: Any, *names: str) -> list[Any]:
     return []
 
 
-def _hex_field(obj: dict[str, Any], names: tuple[str, ...], size: int) -> None:
+def hex_field(obj: dict[str, Any], names: tuple[str, ...], size: int) -> None:
     for name in names:
         value = obj.get(name)
         if isinstance(value, str):
@@ -246,18 +264,18 @@ def _hex_to_b64(value: str, size: int) -> str:
 
 
 def _hex_ids_to_base64(doc: dict[str, Any]) -> None:
-    for rs in _items(doc, "resourceSpans", "resource_spans"):
-        for ss in _items(rs, "scopeSpans", "scope_spans"):
-            for sp in _items(ss, "spans"):
+    for rs in items(doc, "resourceSpans", "resource_spans"):
+        for ss in items(rs, "scopeSpans", "scope_spans"):
+            for sp in items(ss, "spans"):
                 if not isinstance(sp, dict):
                     continue
-                _hex_field(sp, ("traceId", "trace_id"), 16)
-                _hex_field(sp, ("spanId", "span_id"), 8)
-                _hex_field(sp, ("parentSpanId", "parent_span_id"), 8)
-                for link in _items(sp, "links"):
+                hex_field(sp, ("traceId", "trace_id"), 16)
+                hex_field(sp, ("spanId", "span_id"), 8)
+                hex_field(sp, ("parentSpanId", "parent_span_id"), 8)
+                for link in items(sp, "links"):
                     if isinstance(link, dict):
-                        _hex_field(link, ("traceId", "trace_id"), 16)
-                        _hex_field(link, ("spanId", "span_id"), 8)
+                        hex_field(link, ("traceId", "trace_id"), 16)
+                        hex_field(link, ("spanId", "span_id"), 8)
 
 
 def _value(any_value: Any, max_len: int) -> str | None:
@@ -275,8 +293,31 @@ def _value(any_value: Any, max_len: int) -> str | None:
     return None
 
 
-def _resource(resource: Any, max_name_len: int, max_value_len: int) -> tuple[str, ...] | str:
-    """(service, name, namespace, version, infra...) of a resource, or a rejection reason."""
+def request_digest(payload: object, request: Any) -> str:
+    """A logs or metrics request's batch id: sha256 of its bytes as received (a client's
+    retry re-sends the same bytes), or of the message's deterministic encoding when it
+    arrives parsed (gRPC). Unlike spans, records have no ids of their own to sort."""
+    raw = payload if isinstance(payload, (bytes, bytearray, memoryview)) else \
+        request.SerializeToString(deterministic=True)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def infra_id(key: str, name: str, max_value_len: int = 1024) -> str:
+    """The graph id of an infrastructure entity from its resource key and name, e.g.
+    ``infra_id("k8s.pod.name", "cart-1") == "pod:cart-1"`` (the one naming rule, also
+    used for Prometheus labels by ``ingest/metrics.py``)."""
+    return _INFRA_IDS[key] + name[:max_value_len]
+
+
+def resource_identity(resource: Any, max_name_len: int = 256, max_value_len: int = 1024, *,
+                      require_service: bool = True) -> tuple[str, str, str, str, tuple[str, ...]] | str:
+    """(service, name, namespace, version, infra ids) of a resource, or a rejection reason.
+
+    The one resource → entity mapping of ingest: spans, log records and metric points of
+    a resource are attributed to the same ids. ``require_service=False`` (logs, metrics:
+    a Collector's kubeletstats or filelog resources name a pod, not a service) returns an
+    empty service with the infra ids instead of rejecting a resource that has some.
+    """
     found: dict[str, str] = {}
     for kv in resource.attributes:
         key = kv.key
@@ -285,15 +326,18 @@ def _resource(resource: Any, max_name_len: int, max_value_len: int) -> tuple[str
             if value is not None:
                 found[key] = value
     name = found.get("service.name", "")
+    infra = tuple(infra_id(key, found[key], max_value_len) for key, _ in _INFRA_PREFIX if found.get(key))
     if not name:
-        return "missing service.name"
+        return ("", "", "", "", infra) if infra and not require_service else "missing service.name"
     namespace = found.get("service.namespace", "")
     if len(name) > max_name_len or len(namespace) > max_name_len:
         return "service.name too long"
     version = found.get("service.version", "")[:max_value_len]
     service = f"{namespace}/{name}" if namespace else name
-    infra = tuple(prefix + found[key][:max_value_len] for key, prefix in _INFRA_PREFIX if found.get(key))
-    return (service, name, namespace, version, infra)  # type: ignore[return-value]
+    return (service, name, namespace, version, infra)
+
+
+value_text = _value
 
 
 def _walk(
@@ -306,7 +350,7 @@ def _walk(
     wanted = SPAN_KEYS
     markers = _CICD_MARKERS
     for rs in request.resource_spans:
-        res = _resource(rs.resource, max_name_len, max_value_len)
+        res = resource_identity(rs.resource, max_name_len, max_value_len)
         if isinstance(res, str):
             lost = sum(len(ss.spans) for ss in rs.scope_spans)
             if lost:  # a resource without spans rejects nothing: no empty reason

@@ -1,6 +1,6 @@
 """``rootgraph serve``: the only place where the stages are wired together.
 
-One process: a gRPC server (``RootCause`` + OTLP ``TraceService`` + health +
+One process: a gRPC server (``RootCause`` + OTLP ``TraceService``/``LogsService``/``MetricsService`` + health +
 reflection) bound to the API address and the OTLP/gRPC address, and the OTLP/HTTP
 receiver. Background threads: Neo4j health, pairing expiry (``Ingestor.tick``),
 retention pruning and the read-cache warmer (``WindowReader.warm``). ``stop`` drains
@@ -29,6 +29,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from neo4j import Driver
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from rootgraph import __version__
@@ -44,7 +46,8 @@ from rootgraph.ingest.group import GroupCommitter
 from rootgraph.ingest.pipeline import Ingestor
 from rootgraph.server.auth import TokenAuthInterceptor, server_credentials
 from rootgraph.server.health import HealthMonitor
-from rootgraph.server.otlp import IngestConsumer, TraceServiceServicer
+from rootgraph.ingest.templates import Templates
+from rootgraph.server.otlp import IngestConsumer, LogsServiceServicer, MetricsServiceServicer, TraceServiceServicer
 from rootgraph.server.otlp_http import OtlpHttpServer
 from rootgraph.server.registry import ModelRegistry
 from rootgraph.server.rootcause import RootCauseServicer
@@ -127,8 +130,11 @@ class App:
         self.reader = WindowReader(driver, db, cache_buckets=settings.window_cache_buckets)
         self.incidents = IncidentStore(driver, db)
         self._sink = _TimedSink(self.writer)
+        # the log template miner resumes from its snapshot in the graph (ingest/templates.py)
+        templates = Templates(*self.writer.load_miner_state()) if ingest else None
         self.ingestor = Ingestor(self._sink, IngestConfig(bucket_seconds=settings.bucket_seconds,
-                                                          pending_ttl_s=settings.pairing_wait_seconds))
+                                                          pending_ttl_s=settings.pairing_wait_seconds),
+                                 templates=templates)
         self.committer = GroupCommitter(self.ingestor, max_requests=settings.ingest_group_max,
                                         available=lambda: self.health.serving)
         consumer = IngestConsumer(self.committer)
@@ -161,6 +167,10 @@ class App:
         if ingest:
             hosted.append(add_service(self._grpc, trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"],
                                       TraceServiceServicer(consumer)))
+            hosted.append(add_service(self._grpc, logs_service_pb2.DESCRIPTOR.services_by_name["LogsService"],
+                                      LogsServiceServicer(consumer)))
+            hosted.append(add_service(self._grpc, metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"],
+                                      MetricsServiceServicer(consumer)))
         self._health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health_servicer, self._grpc)
         reflection.enable_server_reflection((  # only the services this role serves
@@ -292,8 +302,10 @@ class App:
         self.committer.close()
         try:
             self.ingestor.flush_all()
+            self.ingestor.save_templates()
         except Exception as exc:  # noqa: BLE001 - Neo4j gone at shutdown: say so
-            log.warning("could not flush waiting span halves at shutdown: %s", type(exc).__name__)
+            log.warning("could not flush waiting span halves or log templates at shutdown: %s",
+                        type(exc).__name__)
         self.health.stop()
 
     def wait(self) -> None:

@@ -22,6 +22,8 @@ MUTATING_METHODS = frozenset({
     "/rootgraph.v1.RootCause/RecordDeployment",
     "/rootgraph.v1.RootCause/SubmitFeedback",
     "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
 })
 
 

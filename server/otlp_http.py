@@ -1,4 +1,5 @@
-"""OTLP/HTTP trace receiver: ``POST /v1/traces`` (protobuf or JSON; gzip, zstd, deflate).
+"""OTLP/HTTP receiver: ``POST /v1/traces``, ``/v1/logs``, ``/v1/metrics`` (protobuf or
+JSON; gzip, zstd, deflate). Every signal path behaves as described below for traces.
 
 Follows the OTLP specification's HTTP transport:
 
@@ -42,6 +43,8 @@ __all__ = ["CODINGS", "OtlpHttpServer", "TraceConsumer", "content_codings", "dec
 
 log = logging.getLogger("rootgraph.otlp_http")
 
+#: request path -> signal (``IngestConsumer.export``); the OTLP/HTTP default paths
+PATHS = {"/v1/traces": "traces", "/v1/logs": "logs", "/v1/metrics": "metrics"}
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 #: Content codings accepted on POST (besides ``identity``).
@@ -63,8 +66,9 @@ class TraceConsumer(Protocol):
     """What the receiver needs of ingest: one call per request, raising domain errors."""
 
     def export(self, payload: bytes | trace_service_pb2.ExportTraceServiceRequest,
-               content_type: str) -> trace_service_pb2.ExportTraceServiceResponse:
-        """Ingest one request; return the OTLP response (partial_success filled)."""
+               content_type: str, timeout_s: float | None = None, signal: str = "traces"
+               ) -> trace_service_pb2.ExportTraceServiceResponse:
+        """Ingest one request of ``signal``; return its OTLP response (partial_success filled)."""
 
 
 def content_codings(header: str | None) -> list[str]:
@@ -184,7 +188,8 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         as_json = ctype == JSON
         length_header = self.headers.get("Content-Length")
-        if self.path != "/v1/traces":
+        signal = PATHS.get(self.path.split("?", 1)[0])
+        if signal is None:
             self._drain(length_header)
             self._send(404, b"not found\n", "text/plain")
             return
@@ -213,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             for coding in content_codings(self.headers.get("Content-Encoding")):
                 body = decompress_bounded(body, limit, coding)
-            response = self.server.consumer.export(body, ctype)
+            response = self.server.consumer.export(body, ctype, signal=signal)
         except Exception as exc:  # noqa: BLE001 - mapped to a status below
             c = classify(exc)
             extra = {"Retry-After": "2"} if c.retryable else None

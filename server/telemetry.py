@@ -57,6 +57,10 @@ def setup_telemetry(stats: Callable[[], Mapping[str, float]], version: str) -> N
         ("unpaired_server", "server halves that never met a client half"),
         ("evicted_when_full", "halves expired early because the pending store was full"),
         ("late_after_expiry", "halves that arrived after their partner's pairing wait had run out"),
+        ("log_records_received", "log records received over OTLP"),
+        ("log_records_rejected", "log records rejected (see partial_success reasons)"),
+        ("metric_points_received", "metric data points received over OTLP"),
+        ("metric_points_ignored", "valid metric points not stored (name outside the vocabulary, ...)"),
         ("batches_applied", "batches committed to Neo4j"),
         ("batches_failed", "batches refused because Neo4j was unavailable"),
     ):

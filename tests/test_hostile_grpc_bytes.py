@@ -47,7 +47,9 @@ def _methods(channel: grpc.Channel) -> list[tuple[str, type]]:
     """(path, request class) of every unary method of every hosted service, via reflection."""
     services = ProtoReflectionDescriptorDatabase(channel).get_services()
     ours = [s for s in services if s not in LIBRARY_SERVICES]
-    assert {"rootgraph.v1.RootCause", "opentelemetry.proto.collector.trace.v1.TraceService"} <= set(ours)
+    assert {"rootgraph.v1.RootCause", "opentelemetry.proto.collector.trace.v1.TraceService",
+            "opentelemetry.proto.collector.logs.v1.LogsService",
+            "opentelemetry.proto.collector.metrics.v1.MetricsService"} <= set(ours)
     out = []
     pool = descriptor_pool.Default()
     for name in ours:
@@ -87,7 +89,8 @@ def _check(channel: grpc.Channel, path: str, cls: type, raw: bytes) -> None:
 def test_reflection_still_lists_every_service(channel: grpc.Channel) -> None:
     services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
     assert services == {"rootgraph.v1.RootCause", "opentelemetry.proto.collector.trace.v1.TraceService",
-                        *LIBRARY_SERVICES}
+                        "opentelemetry.proto.collector.logs.v1.LogsService",
+                        "opentelemetry.proto.collector.metrics.v1.MetricsService", *LIBRARY_SERVICES}
 
 
 @pytest.mark.parametrize("junk", JUNK.values(), ids=JUNK.keys())
