@@ -432,39 +432,3 @@ def test_health_is_not_serving_until_the_start_up_warm_up_finished(neo4j_driver,
         release.set()
         app.stop(grace_s=1.0)
 
-
-def test_first_rank_causes_after_a_start_is_not_much_slower_than_the_next(app, store, writer) -> None:  # noqa: ANN001
-    """What a first call would pay (read cache, model, encoders) is paid before SERVING."""
-    import dataclasses
-    import statistics
-    import time
-
-    from rootgraph.graph.records import Window
-    from rootgraph.inference.synthetic import generate_incident
-
-    w, _ = generate_incident(200, seed=3)
-    by = (int(time.time()) // 60 * 60) - w.incident.end_s  # the recent past, as on call
-    rows = lambda rs: tuple(dataclasses.replace(r, start_s=r.start_s + by) for r in rs)  # noqa: E731
-    w = dataclasses.replace(
-        w, incident=Window(w.incident.start_s + by, w.incident.end_s + by),
-        baseline=Window(w.baseline.start_s + by, w.baseline.end_s + by),
-        service_buckets={e: rows(rs) for e, rs in w.service_buckets.items()},
-        edges=tuple(dataclasses.replace(e, buckets=rows(e.buckets)) for e in w.edges),
-        deployments=tuple(dataclasses.replace(d, at_ms=d.at_ms + by * 1000) for d in w.deployments), version="")
-    writer.apply_deltas([window_to_delta(w)])
-    app.stop(grace_s=1.0)  # a fresh start over the loaded graph
-    from rootgraph.server.app import App
-
-    fresh = App(app.settings, store._driver).start()  # noqa: SLF001
-    try:
-        _wait_serving(fresh)
-        times = []
-        with RootGraphClient(f"127.0.0.1:{fresh.ports['api']}", timeout_s=60) as rg:
-            for _ in range(6):
-                t = time.perf_counter()
-                rg.rank_causes(w.incident.start_s, w.incident.end_s)
-                times.append(time.perf_counter() - t)
-        later = statistics.median(times[1:])
-        assert times[0] < 3 * later + 0.1, [round(x * 1000) for x in times]
-    finally:
-        fresh.stop(grace_s=1.0)
