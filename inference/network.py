@@ -17,7 +17,7 @@ Variables (all binary), named ``<role>|<entity>``:
   callees whose ``A`` is hidden (uninstrumented), where it is the only evidence.
 * ``L|x`` — log detector of candidate x (error-logged spans, error share of records,
   new/surging templates; ``inference/signals.py``), observed, only when x has log rows
-  in the incident window. Noisy-OR of ``F|x`` (``log_sensitivity``) and ``A|c`` for
+  in the incident and baseline windows. Noisy-OR of ``F|x`` (``log_sensitivity``) and ``A|c`` for
   every kept callee c (``log_sensitivity`` x the link's strength): a service logs errors
   about a failing callee as often as that callee's fault reaches it, so a caller's error
   logs are explained away by an anomalous callee, and only errors with no anomalous

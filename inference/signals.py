@@ -7,7 +7,8 @@ and ``M|m`` (``inference/network.py``). An entity without rows of a kind in the 
 window gets no verdict of that kind, so a window without logs or metrics is scored
 exactly as before they existed.
 
-Logs (:func:`score_logs`), per entity with log rows in the incident window:
+Logs (:func:`score_logs`), per entity with log rows in the incident window and in the
+baseline (without baseline logs nothing is "new" or "risen"):
 
 * *error-logged spans*: distinct spans of the entity that logged an ERROR/FATAL record,
   out of its requests, against the baseline's -- the binomial test of the trace error
@@ -136,7 +137,9 @@ def score_logs(data: WindowData, cfg: EvidenceConfig) -> dict[str, SignalVerdict
     out: dict[str, SignalVerdict] = {}
     for eid, rows in data.log_buckets.items():
         b, i = _split(rows, data)
-        if not i:
+        if not i or not b:
+            # No logs in the baseline (collection began, or was off then): every template
+            # would be "new" and no error share is known to compare with -- no verdict.
             continue
         items: list[EvidenceItem] = []
         best = 0.0

@@ -76,7 +76,7 @@ def test_a_new_template_is_evidence_quoted_with_its_text() -> None:
     assert item.score <= CFG.template_weight
 
 
-def test_no_log_rows_in_the_incident_window_gives_no_verdict() -> None:
+def test_no_log_rows_in_the_incident_window_give_no_verdict() -> None:
     rows = tuple(_log(T0 + 60 * i, 100, 0) for i in range(5))
     assert score_logs(_window({"svc": rows}), CFG) == {}
 
@@ -172,3 +172,9 @@ def test_no_logs_or_metrics_leaves_the_network_as_it_was() -> None:
     data = _chain(WindowBuilder(), {"payment": Profile(rpm=120, error_rate=0.3)}).build()
     model = build_model(score_window(data))
     assert not any(n.startswith(("L|", "M|")) for n in model.nodes)
+
+
+def test_logs_without_baseline_logs_give_no_verdict() -> None:
+    # collection began with the incident: every template would look new
+    rows = (_log(T0 + 300, 100, 30, (("t9", 100),)),)
+    assert score_logs(_window({"svc": rows}, texts={"svc": {"t9": "hello"}}), CFG) == {}
