@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 from scipy.special import bdtrc, ndtr, pdtr
@@ -36,6 +36,9 @@ from rootgraph.graph.records import (
 from rootgraph.inference.errors import UnknownEntity
 from rootgraph.inference.results import EvidenceItem
 from rootgraph.inference.topology import entry_callers
+
+if TYPE_CHECKING:
+    from rootgraph.inference.signals import SignalVerdict
 
 VIRTUAL_KINDS = frozenset({EntityKind.DATABASE, EntityKind.MESSAGING, EntityKind.EXTERNAL})
 INFRA_KINDS = frozenset({EntityKind.HOST, EntityKind.NODE, EntityKind.POD})
@@ -61,6 +64,12 @@ class EvidenceConfig:
     #: baseline buckets needed before their own spread is a test (the window must lie
     #: beyond every one of them: an empirical tail of at most 1/(B+1) = 0.25 at B = 3)
     min_spread_buckets: int = 3
+    #: a new or surging log template counts this much of an error rise's strength (a new
+    #: message may be a benign new code path; ``inference/signals.py``)
+    template_weight: float = 0.5
+    #: memory_utilization (of the limit) below this is no saturation, whatever its rise:
+    #: memory costs nothing until the limit, where the OOM killer acts
+    memory_near_limit: float = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +142,10 @@ class WindowEvidence:
     symptoms: tuple[str, ...]
     onset_s: int | None
     config: EvidenceConfig = field(default_factory=EvidenceConfig)
+    #: log / metric verdicts (``inference/signals.py``) of the entities with such rows in
+    #: the incident window; empty when the window has none
+    logs: dict[str, "SignalVerdict"] = field(default_factory=dict)
+    metrics: dict[str, "SignalVerdict"] = field(default_factory=dict)
 
 
 def pct(x: float) -> str:
@@ -545,6 +558,18 @@ def score_window(data: WindowData, symptoms: Iterable[str] = (),
             entity=eid, kind=ent.kind, instrumented=ser is not None, anomalous=anomalous or is_forced,
             strength=1.0 if is_forced else strength, self_anomalous=self_ok, self_strength=self_s,
             forced=is_forced, onset_s=onset, items=items, deployments=deps, saturation=saturation)
+    from rootgraph.inference.signals import score_logs, score_metrics  # signals builds on this module
+    logs, metrics = score_logs(data, cfg), score_metrics(data, cfg)
+    for eid, v in logs.items():
+        e = entities.get(eid)
+        if e is None or not v.fired:
+            continue
+        # A span whose own service logged an error is an erroring span even with no
+        # status code (issue 14): the log detector makes the entity anomalous (A|x); what
+        # says the errors originate there is the network's L|x.
+        onset = v.onset_s if e.onset_s is None or (v.onset_s is not None and v.onset_s < e.onset_s) else e.onset_s
+        entities[eid] = replace(e, anomalous=True, strength=max(e.strength, v.strength),
+                                items=e.items + v.items, onset_s=onset)
     syms = [e.entity for e in entities.values() if e.anomalous and e.kind not in INFRA_KINDS]
     syms.sort(key=lambda s: (entities[s].onset_s if entities[s].onset_s is not None else math.inf, s))
     onset = min((entities[s].onset_s for s in syms if entities[s].onset_s is not None), default=None)
@@ -556,7 +581,7 @@ def score_window(data: WindowData, symptoms: Iterable[str] = (),
         for eid, e in entities.items():
             if e.deployments and any(d.at_ms >= limit_ms for d in e.deployments):
                 entities[eid] = replace(e, deployments=tuple(d for d in e.deployments if d.at_ms < limit_ms))
-    return WindowEvidence(data, entities, edges, tuple(syms), onset, cfg)
+    return WindowEvidence(data, entities, edges, tuple(syms), onset, cfg, logs, metrics)
 
 
 def _link_faults(edges: dict[tuple[str, str], EdgeEvidence], server: dict[str, SeriesEvidence],

@@ -58,9 +58,15 @@ def deployment_items(entity: str, deps: tuple[Deployment, ...], onset_s: int | N
 
 
 def evidence_items(model: CausalModel, ev: WindowEvidence, entity: str) -> tuple[EvidenceItem, ...]:
-    """Items that raised ``entity``: its own, its hosted services' self time, deployments."""
+    """Items that raised ``entity``: its own, its hosted services' self time, the metric
+    items of its ``M|`` detectors (its own metrics and those of the pods / nodes it runs
+    on), deployments."""
     e = ev.entities.get(entity)
     items: list[EvidenceItem] = []
+    for m in (entity, *model.aliases.get(entity, ()), *ev.window.runs_on.get(entity, ())):
+        v = ev.metrics.get(m)
+        if v is not None and v.fired and f"M|{m}" in model.nodes:
+            items.extend(v.items)
     if e is not None and e.kind in INFRA_KINDS:
         for svc, hosts in sorted(model.hosts_of.items()):
             se = ev.entities.get(svc)

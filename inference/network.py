@@ -15,6 +15,30 @@ Variables (all binary), named ``<role>|<entity>``:
   propagated one does not: this detector is what separates a cause from a victim.
 * ``E|p|c`` — client-side detector on edge p -> c, observes ``A|c``. Only emitted for
   callees whose ``A`` is hidden (uninstrumented), where it is the only evidence.
+* ``L|x`` — log detector of candidate x (error-logged spans, error share of records,
+  new/surging templates; ``inference/signals.py``), observed, only when x has log rows
+  in the incident and baseline windows. Noisy-OR of ``F|x`` (``log_sensitivity``) and ``A|c`` for
+  every kept callee c (``log_sensitivity`` x the link's strength): a service logs errors
+  about a failing callee as often as that callee's fault reaches it, so a caller's error
+  logs are explained away by an anomalous callee, and only errors with no anomalous
+  callee to blame -- exclusive-error-like, what localises code faults -- point at x.
+  (The detector also sets ``A|x`` when it fires: an error-logged span is an erroring span.)
+* ``M|m`` — metric saturation detector of entity m (CPU, throttling, memory near its
+  limit, restarts; ``inference/signals.py``), observed, only when m has metric rows in
+  the incident and baseline windows. Noisy-OR of ``F|m`` when m is a candidate and
+  ``F|s`` for every candidate service s running on m (RUNS_ON; a service's own metrics
+  count for itself), all ``metric_sensitivity``: a saturated pod or node is evidence for
+  itself and for what runs on it, and it is what explains a self-time rise as a CPU
+  fault rather than a code change.
+
+Why ``log_sensitivity = metric_sensitivity = 0.5`` (set by reasoning, not fitted): of
+the fault classes the product ranks -- error-returning and code faults, latency, CPU /
+resource, network -- roughly half show in a given signal (code and error faults log
+errors, resource faults do not; resource faults saturate metrics, the others do not),
+so a silent detector halves a candidate's odds and a firing one multiplies them by up
+to ``0.5 / false_alarm``. Their false-alarm rates are graded from the detector strength
+like every other detector's. With no logs or metrics in the window there are no ``L``
+or ``M`` nodes and the network is exactly the trace-only one.
 
 ``A|x`` of an instrumented service is observed hard (issue 4: with every instrumented
 anomaly state observed the network falls apart into tiny pieces). Detector strength
@@ -88,6 +112,8 @@ class ModelParams:
     false_alarm: float = 0.002
     weak_false_alarm: float = 0.2
     edge_sensitivity: float = 0.9
+    log_sensitivity: float = 0.5
+    metric_sensitivity: float = 0.5
     min_strength: float = 0.05
     max_strength: float = 0.95
     async_factor: float = 0.3
@@ -101,7 +127,8 @@ class ModelParams:
     def __post_init__(self) -> None:
         for name in ("base_prior", "deploy_prior", "infra_prior", "fault_strength", "host_strength",
                      "leak", "weak_leak", "self_sensitivity", "host_self_sensitivity", "false_alarm",
-                     "weak_false_alarm", "edge_sensitivity", "min_strength", "max_strength", "async_factor"):
+                     "weak_false_alarm", "edge_sensitivity", "log_sensitivity", "metric_sensitivity",
+                     "min_strength", "max_strength", "async_factor"):
             v = getattr(self, name)
             if not 0.0 < v < 1.0:
                 raise InvalidArgument(name, f"must be in (0, 1), got {v}")
@@ -412,5 +439,33 @@ def build_model(ev: WindowEvidence, params: ModelParams | None = None) -> Causal
         link = (prm.edge_sensitivity - fa) / (1.0 - fa)
         name = f"E|{caller}|{callee}"
         nodes[name] = Node(name, (f"A|{callee}",), (max(link, 0.0),), fa, int(s.anomalous))
+    _signal_nodes(nodes, ev, prm, cand, callees, strengths, aliases)
     return CausalModel(nodes, cand, priors, strengths, {k: tuple(v) for k, v in hosts_of.items()},
                        tuple(dropped), prm, aliases)
+
+
+def _signal_nodes(nodes: dict[str, Node], ev: WindowEvidence, prm: ModelParams, cand: dict[str, EntityKind],
+                  callees: dict[str, list[str]], strengths: dict[tuple[str, str], float],
+                  aliases: dict[str, tuple[str, ...]]) -> None:
+    """Add the observed ``L|x`` and ``M|m`` detectors (module doc) to ``nodes``."""
+    for x, v in sorted(ev.logs.items()):
+        if x not in cand:
+            continue
+        cs = [c for c in callees.get(x, ()) if f"A|{c}" in nodes]
+        fa = prm.graded(prm.false_alarm, prm.weak_false_alarm, v.strength) if v.fired else prm.false_alarm
+        nodes[f"L|{x}"] = Node(f"L|{x}", (f"F|{x}",) + tuple(f"A|{c}" for c in cs),
+                               (prm.log_sensitivity,) + tuple(prm.log_sensitivity * strengths[(x, c)] for c in cs),
+                               fa, int(v.fired))
+    rep = {m: r for r, ms in aliases.items() for m in ms}
+    on: dict[str, list[str]] = {}
+    for svc, infra in ev.window.runs_on.items():
+        if svc in cand:
+            for h in infra:
+                on.setdefault(h, []).append(svc)
+    for m, v in sorted(ev.metrics.items()):
+        parents = [x for x in dict.fromkeys([rep.get(m, m)] + sorted(on.get(m, ()))) if x in cand]
+        if not parents:
+            continue
+        fa = prm.graded(prm.false_alarm, prm.weak_false_alarm, v.strength) if v.fired else prm.false_alarm
+        nodes[f"M|{m}"] = Node(f"M|{m}", tuple(f"F|{x}" for x in parents),
+                               (prm.metric_sensitivity,) * len(parents), fa, int(v.fired))

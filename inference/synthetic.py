@@ -19,6 +19,10 @@ from rootgraph.graph.records import (
     EdgeInfo,
     Entity,
     EntityKind,
+    LogRow,
+    MetricRow,
+    SEVERITIES,
+    SEVERITY_ERROR,
     Window,
     WindowData,
     latency_bucket,
@@ -44,6 +48,20 @@ class Profile:
 
 
 @dataclass(slots=True)
+class LogProfile:
+    """Per-minute log behaviour of an entity: records, ERROR share, error-logged requests.
+
+    ``error_span_rate`` is the share of the entity's requests (its ``serve`` rows) whose
+    span logged an ERROR; ``templates`` are (id, text, share of records).
+    """
+
+    records_per_min: float = 60.0
+    error_share: float = 0.0
+    error_span_rate: float = 0.0
+    templates: tuple[tuple[str, str, float], ...] = ()
+
+
+@dataclass(slots=True)
 class WindowBuilder:
     """Builder for small incidents: ``serve``, ``call``, ``runs_on``, ``deploy``, ``build``.
 
@@ -62,6 +80,9 @@ class WindowBuilder:
     edges: list[EdgeInfo] = field(default_factory=list)
     runs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     deployments: list[Deployment] = field(default_factory=list)
+    log_rows: dict[str, tuple[LogRow, ...]] = field(default_factory=dict)
+    log_texts: dict[str, dict[str, str]] = field(default_factory=dict)
+    metric_rows: dict[str, dict[str, tuple[MetricRow, ...]]] = field(default_factory=dict)
     _hist_cache: dict[tuple[int, int], tuple[int, ...]] = field(default_factory=dict)
     _rng: np.random.Generator = field(init=False, repr=False)
 
@@ -136,11 +157,52 @@ class WindowBuilder:
         self.deployments.append(Deployment(f"api:{service}:{version}", service, version, at, previous))
         return self
 
+    def logs(self, eid: str, base: LogProfile, incident: LogProfile | None = None,
+             onset_minute: int = 0) -> "WindowBuilder":
+        """Log rows of ``eid`` per bucket (call after ``serve`` for error-logged spans)."""
+        reqs = {r.start_s: r.requests for r in self.service_buckets.get(eid, ())}
+        onset_s = self.incident_start + onset_minute * 60
+        rng, rows = self._rng, []
+        n_buckets = (self.baseline_minutes + self.incident_minutes) * 60 // self.bucket_seconds
+        for b in range(n_buckets):
+            t = self.start_s + b * self.bucket_seconds
+            p = incident if (incident is not None and t >= onset_s) else base
+            n = int(rng.poisson(p.records_per_min * self.bucket_seconds / 60.0))
+            err = int(rng.binomial(n, min(1.0, p.error_share)))
+            spans = int(rng.binomial(reqs.get(t, 0), min(1.0, p.error_span_rate)))
+            n, err = n + spans, err + spans  # every error-logged span logged one ERROR record
+            if n == 0:
+                continue
+            sev = [0] * len(SEVERITIES)
+            sev[SEVERITY_ERROR], sev[SEVERITIES.index("info")] = err, n - err
+            tpl = tuple((tid, c) for tid, _, share in p.templates if (c := int(rng.binomial(n, share))) > 0)
+            rows.append(LogRow(t, n, tuple(sev), spans, tpl, 0))
+            for tid, text, _ in p.templates:
+                self.log_texts.setdefault(eid, {})[tid] = text
+        self.log_rows[eid] = tuple(rows)
+        return self
+
+    def metric(self, eid: str, name: str, base: float, incident: float | None = None, onset_minute: int = 0,
+               every_s: int = 60, noise: float = 0.05) -> "WindowBuilder":
+        """One gauge row of canonical metric ``name`` every ``every_s`` (sparse rows when
+        ``every_s`` > ``bucket_seconds``), lognormal noise of sigma ``noise``."""
+        onset_s = self.incident_start + onset_minute * 60
+        end = self.incident_start + self.incident_minutes * 60
+        rows = []
+        for t in range(self.start_s, end, every_s):
+            v = (incident if incident is not None and t >= onset_s else base) * float(self._rng.lognormal(0.0, noise))
+            t0 = t // self.bucket_seconds * self.bucket_seconds
+            rows.append(MetricRow(t0, v, 1, v, v))
+        self.metric_rows.setdefault(eid, {})[name] = tuple(rows)
+        return self
+
     def build(self) -> WindowData:
         inc = Window(self.incident_start, self.incident_start + self.incident_minutes * 60)
         base = Window(self.start_s, self.incident_start)
         return WindowData(inc, base, self.bucket_seconds, dict(self.entities), dict(self.service_buckets),
-                          tuple(self.edges), dict(self.runs), tuple(self.deployments))
+                          tuple(self.edges), dict(self.runs), tuple(self.deployments),
+                          log_buckets=dict(self.log_rows), metric_buckets=dict(self.metric_rows),
+                          log_templates=dict(self.log_texts))
 
 
 def _kind_of(eid: str) -> EntityKind:
