@@ -23,6 +23,11 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
     "CREATE CONSTRAINT edge_bucket IF NOT EXISTS "
     "FOR (b:EdgeBucket) REQUIRE (b.src, b.dst, b.t) IS UNIQUE",
     "CREATE CONSTRAINT bucket_stamp IF NOT EXISTS FOR (s:BucketStamp) REQUIRE s.t IS UNIQUE",
+    "CREATE CONSTRAINT incident_event_seq IF NOT EXISTS FOR (e:IncidentEvent) REQUIRE e.seq IS UNIQUE",
+    "CREATE CONSTRAINT detector_lease IF NOT EXISTS FOR (l:DetectorLease) REQUIRE l.name IS UNIQUE",
+    "CREATE CONSTRAINT alert_fingerprint IF NOT EXISTS FOR (a:Alert) REQUIRE a.fingerprint IS UNIQUE",
+    "CREATE INDEX incident_state IF NOT EXISTS FOR (i:Incident) ON (i.state)",
+    "CREATE INDEX alert_status IF NOT EXISTS FOR (a:Alert) ON (a.status)",
     "CREATE INDEX service_bucket_t IF NOT EXISTS FOR (b:ServiceBucket) ON (b.t)",
     "CREATE INDEX edge_bucket_t IF NOT EXISTS FOR (b:EdgeBucket) ON (b.t)",
     "CREATE INDEX deployment_at IF NOT EXISTS FOR (d:Deployment) ON (d.at)",
