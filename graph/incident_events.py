@@ -128,13 +128,13 @@ class DetectorLease:
         self._repo = repo
         self.holder = holder
         self.name = name
-        self._ttl_ms = int(ttl_s * 1000)
+        self.ttl_ms = int(ttl_s * 1000)
 
     def acquire(self) -> tuple[bool, int | None]:
         """Take or renew the lease: (held by us now, stored position)."""
         def work(tx: ManagedTransaction) -> tuple[bool, int | None]:
             tx.run(_LOCK_LEASE, name=self.name).consume()
-            rec = tx.run(_TAKE, name=self.name, holder=self.holder, ttl_ms=self._ttl_ms).single()
+            rec = tx.run(_TAKE, name=self.name, holder=self.holder, ttl_ms=self.ttl_ms).single()
             return bool(rec["free"]), rec["position"]
         return self._repo._write(work)  # noqa: SLF001 - one repository, two roles
 
@@ -197,11 +197,14 @@ class IncidentEventLog:
         return self._write(work)
 
     def advance(self, lease: DetectorLease, position: int) -> None:
-        """Store the last judged bucket (fenced): a replica taking over continues from it."""
+        """Store the last judged bucket and renew the lease (fenced): a replica taking
+        over continues from it."""
         def work(tx: ManagedTransaction) -> None:
+            # Renews too: a long catch-up (a replay) must not outlive its own lease.
             rec = tx.run("MATCH (l:DetectorLease {name: $name}) WHERE l.holder = $holder "
-                         "AND l.expires >= timestamp() SET l.position = $p RETURN count(l) AS n",
-                         name=lease.name, holder=lease.holder, p=position).single()
+                         "AND l.expires >= timestamp() SET l.position = $p, l.expires = timestamp() + $ttl "
+                         "RETURN count(l) AS n",
+                         name=lease.name, holder=lease.holder, p=position, ttl=lease.ttl_ms).single()
             if not rec["n"]:
                 raise LeaseLost(f"detector lease {lease.name!r} is not held by {lease.holder!r}")
         self._write(work)
