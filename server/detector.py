@@ -237,12 +237,17 @@ class Detector:
         changes = self._tracker.step(t, syms, Topology(data))
         by_id: dict[str, IncidentChange] = {c.incident.id: c for c in changes}
         for inc in list(self._tracker.open.values()) + [c.incident for c in changes if c.kind == "resolved"]:
-            self._rank_and_record(inc, by_id.get(inc.id), t)
+            change = by_id.get(inc.id)
+            if inc.clear_buckets > 0 and change is None:
+                continue  # symptoms clear this bucket: nothing new to rank (nor to write)
+            self._rank_and_record(inc, change, t)
 
     def _rank_and_record(self, inc: OpenIncident, change: IncidentChange | None, t: int) -> None:
         b = self._b
-        end = t + b
-        win = Window(max(inc.start_s, end - RANK_INCIDENT_S), end)
+        # Ranked up to the last bucket its symptoms showed in: a resolved incident keeps
+        # the answer of its fault, not one of the healthy buckets that resolved it.
+        end = (t - (inc.clear_buckets - 1) * b) if inc.clear_buckets > 0 else t + b
+        win = Window(max(inc.start_s, end - RANK_INCIDENT_S), max(end, inc.start_s + b))
         base = Window(inc.start_s - RANK_BASELINE_S, inc.start_s)
         data = self._source.read_window(win, base, b)
         named = tuple(e for e in inc.symptoms if e in data.entities)
@@ -278,11 +283,11 @@ class Detector:
                 bucket=ts(t), opened=ts(inc.opened_s), top_cause_changed=bool(changed and kind != "opened"),
             )
             if resolved:
-                ev.resolved.CopyFrom(ts(end))
+                ev.resolved.CopyFrom(ts(t + b))
             event = (kind, ev.SerializeToString())
         self._events.record(self.lease, rec, state="resolved" if resolved else "open", opened_s=inc.opened_s,
                             start_s=inc.start_s, signals=tuple(s.signal for s in inc.symptoms.values()),
-                            clear_buckets=inc.clear_buckets, resolved_s=end if resolved else None,
+                            clear_buckets=inc.clear_buckets, resolved_s=t + b if resolved else None,
                             position=t, event=event)
         if resolved:
             self._top.pop(inc.id, None)

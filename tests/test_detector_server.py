@@ -188,3 +188,28 @@ def test_an_alert_storm_from_one_fault_opens_one_incident(detecting, writer) -> 
     opened = [i for i in detecting.events.list_incidents() if i[1] in ("open", "resolved")]
     assert len(opened) == 1, opened
     assert opened[0][1] == "open"  # the alerts still fire
+
+
+def test_the_client_and_cli_list_and_watch_incidents(detecting, writer) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    from rootgraph.client import RootGraphClient
+
+    writer.apply_deltas(minutes(0, 60, fault=(40, 46)))
+    addr = f"127.0.0.1:{detecting.ports['api']}"
+    with grpc.insecure_channel(addr) as ch:
+        _wait(lambda: _all(pb_grpc.RootCauseStub(ch)), what="the incident's whole life")
+    with RootGraphClient(addr) as rg:
+        (row,) = rg.list_incidents(state="resolved")
+        assert row.top_cause == DB and row.resolved_s is not None
+        events = []
+        for e in rg.watch_incidents():
+            events.append(e)
+            if e.kind == "resolved":
+                break
+    assert events[0].kind == "opened" and events[0].ranking.causes[0].entity == DB
+    out = subprocess.run([sys.executable, "-m", "rootgraph.cli", "incidents", "--server", addr],
+                         capture_output=True, text=True, timeout=60, env={"COLUMNS": "80", "PATH": ""})
+    assert out.returncode == 0, out.stderr
+    assert DB in out.stdout and "resolved" in out.stdout and max(map(len, out.stdout.splitlines())) <= 80
