@@ -218,6 +218,13 @@ class WindowReader(Repository):
                     self._assembled.pop(next(iter(self._assembled)))
         return window
 
+    def bucket_range(self) -> tuple[int, int] | None:
+        """(first, newest) bucket start with statistics, or None (no data yet); from the
+        bucket stamps (one per bucket time with rows, ``graph/window_cache.py``)."""
+        rec = self._read(lambda tx: tx.run(
+            "MATCH (s:BucketStamp) RETURN min(s.t) AS lo, max(s.t) AS hi").single())
+        return None if rec is None or rec["hi"] is None else (int(rec["lo"]), int(rec["hi"]))
+
     def entity(self, entity_id: str) -> Entity | None:
         rec = self._read(lambda tx: tx.run(
             "MATCH (e:Entity {id: $id}) RETURN e.id, e.name, e.namespace, e.kind", id=entity_id

@@ -48,6 +48,10 @@ class WindowSource(Protocol):
         """The stored entity of that id, or None."""
         ...
 
+    def bucket_range(self) -> tuple[int, int] | None:
+        """(first, newest) bucket start time with statistics; None before any data."""
+        ...
+
     def service_graph(self) -> ServiceGraph:
         """Every entity (by id), CALLS edge (by caller, callee) and RUNS_ON pair (by entity)."""
         ...
@@ -254,6 +258,10 @@ class InMemoryWindows:
 
     def entity(self, entity_id: str) -> Entity | None:
         return self._entities.get(entity_id)
+
+    def bucket_range(self) -> tuple[int, int] | None:
+        ts = [t for _, t in self._service_buckets] + [t for _, _, t in self._edge_buckets]
+        return (min(ts), max(ts)) if ts else None
 
     def service_graph(self) -> ServiceGraph:
         return (

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rootgraph.config import ConfigError, Settings, load_settings
-from rootgraph.render import render_blast, render_graph, render_ranking
+from rootgraph.render import render_blast, render_event, render_graph, render_incidents, render_ranking
 
 __all__ = ["main"]
 
@@ -233,6 +233,35 @@ def cmd_incident(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_incidents(args: argparse.Namespace) -> int:
+    with _client(args) as rg:
+        rows = rg.list_incidents(state=args.state or "", since=_parse_time(args.since),
+                                 until=_parse_time(args.until), limit=args.limit)
+    render_incidents(rows, console, as_json=args.json)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Follow incident events; reconnects with the last seq seen after a dropped stream."""
+    import time
+
+    import grpc
+
+    cursor = args.after
+    while True:
+        try:
+            with _client(args) as rg:
+                for e in rg.watch_incidents(after_seq=cursor, only_new=args.new and cursor == 0):
+                    render_event(e, console, as_json=args.json)
+                    cursor = e.seq
+        except grpc.RpcError as exc:
+            if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                raise
+            time.sleep(1.0)  # server restarting: resume from the cursor
+        except KeyboardInterrupt:
+            return 0
+
+
 # -- model versions -------------------------------------------------------------------
 
 def cmd_model(args: argparse.Namespace) -> int:
@@ -367,6 +396,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = client_cmd("incident", cmd_incident, "show a recorded incident")
     p.add_argument("--wide", action="store_true", help=WIDE_HELP)
     p.add_argument("incident")
+    p = client_cmd("incidents", cmd_incidents, "list incidents (detected and answered)")
+    p.add_argument("--state", choices=("open", "resolved", "answered"))
+    p.add_argument("--since", help="opened at or after (ISO-8601 or epoch s)")
+    p.add_argument("--until", help="opened before")
+    p.add_argument("--limit", type=int, default=50)
+    p = client_cmd("watch", cmd_watch, "follow incidents live (opened / updated / resolved)")
+    p.add_argument("--after", type=int, default=0, help="resume after this event seq (default: all)")
+    p.add_argument("--new", action="store_true", help="only events from now on")
     p = add("model", cmd_model, "model versions: train, evaluate, promote, rollback, list")
     p.add_argument("action", choices=("train", "evaluate", "promote", "rollback", "list"))
     p.add_argument("version", nargs="?", default="", help="VERSION (evaluate, promote; train: optional name)")

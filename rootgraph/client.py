@@ -13,7 +13,7 @@ grpcio + protobuf only: no pgmpy, pandas, numpy (``tests/test_client_light.py``)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -25,8 +25,44 @@ from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
 
 __all__ = [
     "Action", "ActionKind", "BlastRadius", "Cause", "Deployment", "EvidenceItem", "FaultKind", "Impact", "Ranking",
-    "RootGraphClient", "ServiceGraph", "ranking_from_proto",
+    "IncidentEvent", "IncidentSummary", "RootGraphClient", "ServiceGraph", "ranking_from_proto",
 ]
+
+_STATE_NAMES = {pb.INCIDENT_STATE_OPEN: "open", pb.INCIDENT_STATE_RESOLVED: "resolved",
+                pb.INCIDENT_STATE_ANSWERED: "answered"}
+_KIND_NAMES = {pb.INCIDENT_EVENT_KIND_OPENED: "opened", pb.INCIDENT_EVENT_KIND_UPDATED: "updated",
+               pb.INCIDENT_EVENT_KIND_RESOLVED: "resolved"}
+
+
+@dataclass(frozen=True)
+class IncidentEvent:
+    """One ``WatchIncidents`` event; resume a watch with ``after_seq=event.seq``."""
+
+    seq: int
+    kind: str                       # opened | updated | resolved
+    incident_id: str
+    state: str                      # open | resolved
+    ranking: Ranking
+    symptoms: tuple[tuple[str, str, str], ...]  # (entity, signal, detail)
+    new_symptoms: tuple[str, ...]
+    bucket_s: float
+    opened_s: float
+    resolved_s: float | None
+    top_cause_changed: bool
+    committed_s: float
+
+
+@dataclass(frozen=True)
+class IncidentSummary:
+    """One ``ListIncidents`` row."""
+
+    incident_id: str
+    state: str                      # open | resolved | answered
+    opened_s: float
+    resolved_s: float | None
+    top_cause: str
+    top_probability: float
+    symptoms: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -162,3 +198,34 @@ class RootGraphClient:
                             tuple((e.caller, e.callee, e.calls, e.errors, getattr(e, "async"))
                                   for e in r.edges),
                             tuple((x.entity, x.infra) for x in r.runs_on))
+
+    def list_incidents(self, *, state: str = "", since: float | None = None, until: float | None = None,
+                       limit: int = 100) -> list[IncidentSummary]:
+        """Incidents newest first; ``state`` is open, resolved, answered or '' (all)."""
+        ids = {v: k for k, v in _STATE_NAMES.items()}
+        if state and state not in ids:
+            raise ValueError(f"state: one of {sorted(ids)} or empty, got {state!r}")
+        req = pb.ListIncidentsRequest(state=ids.get(state, 0), limit=limit)
+        if since is not None:
+            req.since.CopyFrom(_ts(since))
+        if until is not None:
+            req.until.CopyFrom(_ts(until))
+        r = self._stub.ListIncidents(req, timeout=self._timeout, metadata=self._metadata)
+        return [IncidentSummary(i.incident_id, _STATE_NAMES.get(i.state, ""), _sec(i.opened),
+                                _sec(i.resolved) if i.HasField("resolved") else None, i.top_cause,
+                                i.top_probability, tuple(i.symptoms)) for i in r.incidents]
+
+    def watch_incidents(self, *, after_seq: int = 0, only_new: bool = False) -> Iterator[IncidentEvent]:
+        """Events as they happen (blocks; no deadline). Reconnect with the last ``seq`` seen."""
+        stream = self._stub.WatchIncidents(pb.WatchIncidentsRequest(after_seq=after_seq, only_new=only_new),
+                                           metadata=self._metadata)
+        try:
+            for r in stream:
+                e = r.event
+                yield IncidentEvent(
+                    e.seq, _KIND_NAMES.get(e.kind, ""), e.incident_id, _STATE_NAMES.get(e.state, ""),
+                    ranking_from_proto(e.ranking), tuple((s.entity, s.signal, s.detail) for s in e.symptoms),
+                    tuple(e.new_symptoms), _sec(e.bucket), _sec(e.opened),
+                    _sec(e.resolved) if e.HasField("resolved") else None, e.top_cause_changed, _sec(e.committed))
+        finally:
+            stream.cancel()

@@ -96,6 +96,26 @@ class Settings:
     #: this many seconds, and a RankCauses between checks costs no Neo4j round trip.
     #: 0 = ask on every call.
     model_check_seconds: float = 5.0
+    #: Continuous detection (issue 15; server/detector.py): how often the API process
+    #: looks for newly complete buckets (seconds; 0 = no detector in this process).
+    detector_interval_seconds: float = 1.0
+    #: How far behind the newest bucket time seen in the data a bucket must end before
+    #: it is judged (seconds): spans of a bucket may arrive after the next one began.
+    detector_lateness_seconds: int = 0
+    #: Complete buckets judged against the baseline each step (the incident window).
+    detector_incident_buckets: int = 2
+    #: Buckets before them that form the learned baseline.
+    detector_baseline_buckets: int = 30
+    #: Consecutive judged buckets a baseline symptom must show before it opens an
+    #: incident (SLO burns and firing alerts count at once).
+    detector_confirm_buckets: int = 2
+    #: Judged buckets without any of its symptoms after which an incident is resolved.
+    detector_resolve_buckets: int = 5
+    #: How long the detector lease lasts unrenewed (seconds): a replica taking over
+    #: waits at most this long after its holder died.
+    detector_lease_seconds: float = 10.0
+    #: SLO file (JSON, format in server/detector.py ``load_slos``); empty = none.
+    slo_file: str = ""
     #: Optional bearer token required on mutating RPCs (``ROOTGRAPH_TOKEN``).
     api_token: Secret | None = None
 
@@ -123,6 +143,22 @@ class Settings:
             raise ConfigError(f"window_cache_buckets: must be >= 0, got {self.window_cache_buckets}")
         if not 0 <= self.model_check_seconds <= 3600:
             raise ConfigError(f"model_check_seconds: must be in 0..3600, got {self.model_check_seconds}")
+        if not 0 <= self.detector_interval_seconds <= 3600:
+            raise ConfigError(f"detector_interval_seconds: must be in 0..3600, got {self.detector_interval_seconds}")
+        if not 0 <= self.detector_lateness_seconds <= 3600:
+            raise ConfigError(f"detector_lateness_seconds: must be in 0..3600, got {self.detector_lateness_seconds}")
+        if not 1 <= self.detector_incident_buckets <= 60:
+            raise ConfigError(f"detector_incident_buckets: must be in 1..60, got {self.detector_incident_buckets}")
+        if not 3 <= self.detector_baseline_buckets <= 1440:
+            raise ConfigError(f"detector_baseline_buckets: must be in 3..1440, got {self.detector_baseline_buckets}")
+        if not 1 <= self.detector_confirm_buckets <= 60:
+            raise ConfigError(f"detector_confirm_buckets: must be in 1..60, got {self.detector_confirm_buckets}")
+        if not 1 <= self.detector_resolve_buckets <= 1440:
+            raise ConfigError(f"detector_resolve_buckets: must be in 1..1440, got {self.detector_resolve_buckets}")
+        if not 1 <= self.detector_lease_seconds <= 3600:
+            raise ConfigError(f"detector_lease_seconds: must be in 1..3600, got {self.detector_lease_seconds}")
+        if self.slo_file and not Path(self.slo_file).is_file():
+            raise ConfigError(f"slo_file: no such file {self.slo_file!r}")
         if self.local_start_timeout_s <= 0:
             raise ConfigError("local_start_timeout_s: must be > 0")
         for name in ("api_address", "otlp_grpc_address", "otlp_http_address"):
@@ -164,6 +200,14 @@ _ENV: dict[str, str] = {
     "pairing_wait_seconds": "ROOTGRAPH_PAIRING_WAIT_SECONDS",
     "window_cache_buckets": "ROOTGRAPH_WINDOW_CACHE_BUCKETS",
     "model_check_seconds": "ROOTGRAPH_MODEL_CHECK_SECONDS",
+    "detector_interval_seconds": "ROOTGRAPH_DETECTOR_INTERVAL_SECONDS",
+    "detector_lateness_seconds": "ROOTGRAPH_DETECTOR_LATENESS_SECONDS",
+    "detector_incident_buckets": "ROOTGRAPH_DETECTOR_INCIDENT_BUCKETS",
+    "detector_baseline_buckets": "ROOTGRAPH_DETECTOR_BASELINE_BUCKETS",
+    "detector_confirm_buckets": "ROOTGRAPH_DETECTOR_CONFIRM_BUCKETS",
+    "detector_resolve_buckets": "ROOTGRAPH_DETECTOR_RESOLVE_BUCKETS",
+    "detector_lease_seconds": "ROOTGRAPH_DETECTOR_LEASE_SECONDS",
+    "slo_file": "ROOTGRAPH_SLO_FILE",
 }
 
 

@@ -174,3 +174,46 @@ def render_graph(entities: Iterable, calls: Iterable[tuple[str, str, int, int, b
     for e in entities:
         kinds.add_row(e.id, e.kind.value)
     console.print(kinds)
+
+
+def _when(seconds: float | None) -> str:
+    import time
+
+    return "-" if seconds is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(seconds))
+
+
+def render_incidents(rows: Sequence, console: Console, *, as_json: bool = False) -> None:  # noqa: ANN001
+    """``rootgraph incidents``: one line per incident, 80 columns (client.IncidentSummary)."""
+    if as_json:
+        for r in rows:
+            console.print_json(json.dumps({"incident_id": r.incident_id, "state": r.state, "opened": r.opened_s,
+                                           "resolved": r.resolved_s, "top_cause": r.top_cause,
+                                           "top_probability": r.top_probability, "symptoms": list(r.symptoms)}))
+        return
+    table = Table(box=box.SIMPLE, show_edge=False)
+    for col in ("state", "opened (UTC)", "top cause", "p", "symptoms"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r.state, _when(r.opened_s), r.top_cause or "(no clear cause)", f"{r.top_probability:.0%}",
+                      str(len(r.symptoms)))
+    console.print(table)
+
+
+def event_json(e) -> dict:  # noqa: ANN001 - client.IncidentEvent
+    return {"seq": e.seq, "kind": e.kind, "incident_id": e.incident_id, "state": e.state,
+            "bucket": e.bucket_s, "opened": e.opened_s, "resolved": e.resolved_s,
+            "top_cause_changed": e.top_cause_changed, "new_symptoms": list(e.new_symptoms),
+            "symptoms": [{"entity": a, "signal": b, "detail": c} for a, b, c in e.symptoms],
+            "ranking": ranking_json(e.ranking)}
+
+
+def render_event(e, console: Console, *, as_json: bool = False) -> None:  # noqa: ANN001
+    """``rootgraph watch``: one JSON line per event, or two short lines (80 columns)."""
+    if as_json:
+        console.out(json.dumps(event_json(e)), highlight=False)
+        return
+    top = e.ranking.causes[0] if e.ranking.causes and not e.ranking.no_clear_cause else None
+    cause = f"{top.entity} {top.probability:.0%}" if top else "no clear cause"
+    console.print(f"[bold]#{e.seq} {e.kind:8s}[/bold] {_when(e.bucket_s)} {e.incident_id}", overflow="fold")
+    extra = f"; new: {', '.join(e.new_symptoms)}" if e.kind == "updated" and e.new_symptoms else ""
+    console.print(f"    cause {cause}; {len(e.symptoms)} symptoms{extra}", overflow="fold")

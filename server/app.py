@@ -36,6 +36,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from rootgraph import __version__
 from rootgraph.config import Settings
 from rootgraph.graph.admin import GraphAdmin
+from rootgraph.graph.alerts import AlertStore
+from rootgraph.graph.incident_events import IncidentEventLog
 from rootgraph.graph.incidents import IncidentStore
 from rootgraph.graph.records import GraphDelta
 from rootgraph.graph.model_versions import ModelStore
@@ -44,7 +46,9 @@ from rootgraph.graph.writer import GraphWriter
 from rootgraph.ingest.config import IngestConfig
 from rootgraph.ingest.group import GroupCommitter
 from rootgraph.ingest.pipeline import Ingestor
+from rootgraph.server.alerts import AlertReceiver
 from rootgraph.server.auth import TokenAuthInterceptor, server_credentials
+from rootgraph.server.detector import Detector, detector_config, load_slos
 from rootgraph.server.health import HealthMonitor
 from rootgraph.ingest.templates import Templates
 from rootgraph.server.otlp import IngestConsumer, LogsServiceServicer, MetricsServiceServicer, TraceServiceServicer
@@ -129,6 +133,8 @@ class App:
         self.writer = GraphWriter(driver, db)
         self.reader = WindowReader(driver, db, cache_buckets=settings.window_cache_buckets)
         self.incidents = IncidentStore(driver, db)
+        self.events = IncidentEventLog(driver, db)
+        self.alerts = AlertStore(driver, db)
         self._sink = _TimedSink(self.writer)
         # the log template miner resumes from its snapshot in the graph (ingest/templates.py)
         templates = Templates(*self.writer.load_miner_state()) if ingest else None
@@ -162,7 +168,7 @@ class App:
         if api:
             hosted.append(add_service(self._grpc, rootgraph_pb2.DESCRIPTOR.services_by_name["RootCause"],
                                       RootCauseServicer(self.reader, self.incidents, self.ranker, self.whatif,
-                                                        deployments=self.writer,
+                                                        deployments=self.writer, events=self.events,
                                                         bucket_seconds=settings.bucket_seconds)))
         if ingest:
             hosted.append(add_service(self._grpc, trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"],
@@ -200,13 +206,25 @@ class App:
                                         metrics=lambda: prometheus_text(self.stats()),
                                         healthy=lambda: self.health.serving,
                                         # the same bearer token as the gRPC Export (issue 8)
-                                        token=settings.api_token.value if settings.api_token else None)
+                                        token=settings.api_token.value if settings.api_token else None,
+                                        alerts=self._receive_alerts)
             self.ports["otlp_http"] = self._http.port
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._every, args=(1.0, self._tick), name="pairing-expiry", daemon=True),
             threading.Thread(target=self._every, args=(600.0, self._prune), name="retention", daemon=True),
         ] if ingest else []
+        # The detector (server/detector.py) runs beside the API; the lease makes one
+        # replica act at a time.
+        self.detector: Detector | None = None
+        if api and settings.detector_interval_seconds > 0:
+            self.detector = Detector(self.reader, self.ranker, self.events, self.alerts, detector_config(settings),
+                                     bucket_seconds=settings.bucket_seconds,
+                                     lateness_s=settings.detector_lateness_seconds,
+                                     lease_s=settings.detector_lease_seconds, slos=load_slos(settings.slo_file))
+            self._threads.append(threading.Thread(target=self._every, args=(settings.detector_interval_seconds,
+                                                                           self._detect),
+                                                  name="detector", daemon=True))
         if api and settings.window_cache_buckets:
             self._threads.append(threading.Thread(target=self._every, args=(WARM_EVERY_S, self._warm),
                                                   name="read-cache-warmer", daemon=True))
@@ -225,6 +243,16 @@ class App:
                 fn()
             except Exception as exc:  # noqa: BLE001 - keep the loop alive; retried next round
                 log.warning("%s failed: %s", getattr(fn, "__name__", fn), type(exc).__name__)
+
+    def _receive_alerts(self, body: bytes) -> bytes:
+        """``POST /v1/alerts`` (server/alerts.py): stored for whichever replica detects."""
+        receiver = AlertReceiver(self.alerts, self.reader.resolve_service,
+                                 lambda e: self.reader.entity(e) is not None)
+        return receiver.receive(body).to_json()
+
+    def _detect(self) -> None:
+        if self.health.serving and self.detector is not None:
+            self.detector.step()
 
     def _tick(self) -> None:
         if self.health.serving:
@@ -296,6 +324,8 @@ class App:
     def stop(self, grace_s: float = 10.0) -> None:
         """Graceful: refuse new RPCs, finish in-flight ones, then flush waiting halves."""
         self._stop.set()
+        if self.detector is not None:
+            self.detector.stop()
         if self._http is not None:
             self._http.stop()
         self._grpc.stop(grace_s).wait()

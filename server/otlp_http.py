@@ -15,6 +15,8 @@ Follows the OTLP specification's HTTP transport:
   ``Retry-After`` when Neo4j is down (retryable, nothing half-written);
 * with a bearer token configured (``ROOTGRAPH_TOKEN``), ``POST /v1/traces`` needs
   ``Authorization: Bearer <token>`` like the gRPC ``Export``; otherwise 401, nothing written;
+* ``POST /v1/alerts`` takes Alertmanager's webhook JSON (``server/alerts.py``), behind the
+  same token;
 * ``GET /metrics`` renders the ingest counters in Prometheus text format, and
   ``GET /healthz`` answers 200/503 by storage reachability.
 
@@ -188,7 +190,11 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         as_json = ctype == JSON
         length_header = self.headers.get("Content-Length")
-        signal = PATHS.get(self.path.split("?", 1)[0])
+        path = self.path.split("?", 1)[0]
+        if path == "/v1/alerts" and self.server.alerts is not None:
+            self._post_alerts(length_header)
+            return
+        signal = PATHS.get(path)
         if signal is None:
             self._drain(length_header)
             self._send(404, b"not found\n", "text/plain")
@@ -229,6 +235,33 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(200, response.SerializeToString(), PROTOBUF)
 
+    def _post_alerts(self, length_header: str | None) -> None:
+        """Alertmanager's webhook (server/alerts.py): JSON in, JSON out, same token and limit."""
+        if self.server.token is not None and not token_ok(self.headers.get("Authorization"), self.server.token):
+            self._drain(length_header)
+            self._status(401, 16, "missing or invalid bearer token for a mutating call", True,
+                         {"WWW-Authenticate": "Bearer"})
+            return
+        try:
+            length = int(length_header or "")
+        except ValueError:
+            self._status(411, 3, "Content-Length is required", True)
+            return
+        if length > self.server.max_bytes:
+            self.close_connection = True
+            self._status(413, 8, f"body of {length} bytes exceeds the {self.server.max_bytes}-byte limit", True)
+            return
+        try:
+            body = self.rfile.read(length)
+            for coding in content_codings(self.headers.get("Content-Encoding")):
+                body = decompress_bounded(body, self.server.max_bytes, coding)
+            answer = self.server.alerts(body)  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - mapped to a status below
+            c = classify(exc)
+            self._status(c.http, c.code.value[0], c.message, True, {"Retry-After": "2"} if c.retryable else None)
+            return
+        self._send(200, answer, JSON)
+
     def _drain(self, length_header: str | None) -> None:
         try:
             n = int(length_header or "0")
@@ -245,8 +278,10 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], consumer: TraceConsumer, max_bytes: int,
-                 metrics: Callable[[], str], healthy: Callable[[], bool], token: str | None = None) -> None:
+                 metrics: Callable[[], str], healthy: Callable[[], bool], token: str | None = None,
+                 alerts: Callable[[bytes], bytes] | None = None) -> None:
         super().__init__(address, _Handler)
+        self.alerts = alerts
         self.token = token
         self.consumer = consumer
         self.max_bytes = max_bytes
@@ -259,9 +294,9 @@ class OtlpHttpServer:
 
     def __init__(self, address: str, consumer: TraceConsumer, *, max_bytes: int,
                  metrics: Callable[[], str] = lambda: "", healthy: Callable[[], bool] = lambda: True,
-                 token: str | None = None) -> None:
+                 token: str | None = None, alerts: Callable[[bytes], bytes] | None = None) -> None:
         host, _, port = address.rpartition(":")
-        self._server = _Server((host.strip("[]"), int(port)), consumer, max_bytes, metrics, healthy, token)
+        self._server = _Server((host.strip("[]"), int(port)), consumer, max_bytes, metrics, healthy, token, alerts)
         self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-http", daemon=True)
 
     @property

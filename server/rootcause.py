@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import threading
 import time
 import uuid
 from typing import Callable, Protocol, Sequence
@@ -19,6 +20,7 @@ from google.protobuf import json_format
 from opentelemetry import trace
 
 from rootgraph.graph.errors import NotFound
+from rootgraph.graph.incident_events import IncidentEvent
 from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord
 from rootgraph.graph.records import Deployment, Window, WindowData, window_json
 from rootgraph.graph.window_source import WindowSource
@@ -29,14 +31,23 @@ from rootgraph.server.convert import (
     blast_to_proto, ceil_to_bucket, deployment_from_request, fault_kind_from_request, floor_to_bucket, rank_query,
     ranking_to_proto, ts, ts_seconds, validate_entity_name,
 )
-from rootgraph.server.errors import InvalidRequest, grpc_errors
+from rootgraph.server.errors import InvalidRequest, classify, grpc_errors
 from rootgraph.v1 import rootgraph_pb2 as pb
 from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
 
-__all__ = ["DeploymentRecorder", "IncidentLog", "Ranker", "RootCauseServicer"]
+__all__ = ["DeploymentRecorder", "IncidentEvents", "IncidentLog", "Ranker", "RootCauseServicer"]
 
 log = logging.getLogger("rootgraph.server")
 tracer = trace.get_tracer("rootgraph.server")
+
+#: How often a WatchIncidents stream looks for new events (seconds): the bound on the
+#: delay between an event's commit and its delivery, besides the network.
+WATCH_POLL_S = 0.1
+#: Most incidents one ListIncidents answers.
+MAX_LIST = 1000
+_STATES = {pb.INCIDENT_STATE_UNSPECIFIED: "", pb.INCIDENT_STATE_OPEN: "open",
+           pb.INCIDENT_STATE_RESOLVED: "resolved", pb.INCIDENT_STATE_ANSWERED: "answered"}
+_STATE_IDS = {v: k for k, v in _STATES.items() if v}
 
 #: Traffic shares for what-if queries come from this much history before ``at``.
 BLAST_HISTORY_S = 3600
@@ -65,6 +76,17 @@ class IncidentLog(Protocol):
     def submit_feedback(self, fb: FeedbackRecord) -> bool: ...
 
 
+class IncidentEvents(Protocol):
+    """The detected incidents' event log (``graph.incident_events.IncidentEventLog``)."""
+
+    def events_after(self, seq: int, limit: int = 500) -> list[IncidentEvent]: ...
+
+    def last_seq(self) -> int: ...
+
+    def list_incidents(self, state: str = "", since_ms: int = 0, until_ms: int | None = None,
+                       limit: int = 100) -> list[tuple[str, str, int, int | None, str, float, tuple[str, ...], str]]: ...
+
+
 class DeploymentRecorder(Protocol):
     """Where RecordDeployment writes (``graph.writer.GraphWriter``); False: id seen before."""
 
@@ -84,9 +106,12 @@ def _remaining(context: grpc.ServicerContext, floor_s: float = 0.05) -> float | 
 class RootCauseServicer(pb_grpc.RootCauseServicer):
     def __init__(self, graph: WindowSource, incidents: IncidentLog, ranker: Ranker,
                  blast: Callable[[WindowData, str, FaultKind | None, float], BlastRadius], *,
-                 deployments: DeploymentRecorder,
-                 bucket_seconds: int = 60, clock: Callable[[], float] = time.time) -> None:
+                 deployments: DeploymentRecorder, events: "IncidentEvents | None" = None,
+                 bucket_seconds: int = 60, clock: Callable[[], float] = time.time,
+                 watch_poll_s: float = WATCH_POLL_S) -> None:
         self._graph = graph
+        self._events = events
+        self._watch_poll_s = watch_poll_s
         self._deployments = deployments
         self._incidents = incidents
         self._ranker = ranker
@@ -209,3 +234,56 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
                    for a, b, c, e, x in calls],
             runs_on=[pb.RunsOn(entity=a, infra=b) for a, b in runs],
         )
+
+    def WatchIncidents(self, request: pb.WatchIncidentsRequest, context: grpc.ServicerContext):  # noqa: N802,ANN201
+        """Stream the stored events after the cursor, then each new one as it commits.
+
+        Events are read back from Neo4j in ``seq`` order (``graph/incident_events.py``:
+        a seq seen means every earlier one is committed), so a client resuming with the
+        last seq it received gets every later event exactly once, whichever replica
+        wrote them. One stream holds one server worker thread while open.
+        """
+        try:
+            if self._events is None:
+                raise InvalidRequest("WatchIncidents", "this server keeps no incident events")
+            cursor = self._events.last_seq() if request.only_new else int(request.after_seq)
+            wake = threading.Event()
+            context.add_callback(wake.set)  # a cancelled or closed stream ends the wait at once
+            while context.is_active():
+                batch = self._events.events_after(cursor)
+                for e in batch:
+                    ev = pb.IncidentEvent.FromString(e.payload)
+                    ev.seq = e.seq
+                    ev.committed.CopyFrom(ts(e.at_ms / 1000))
+                    yield pb.WatchIncidentsResponse(event=ev)
+                    cursor = e.seq
+                if not batch:
+                    wake.wait(self._watch_poll_s)
+        except Exception as exc:  # noqa: BLE001 - mapped, not swallowed (grpc_errors for a stream)
+            if isinstance(exc, grpc.RpcError) or context.code() is not None:
+                raise
+            c = classify(exc)
+            context.abort(c.code, c.message)
+
+    @grpc_errors
+    def ListIncidents(self, request: pb.ListIncidentsRequest, context: grpc.ServicerContext) -> pb.ListIncidentsResponse:  # noqa: N802,E501
+        if self._events is None:
+            raise InvalidRequest("ListIncidents", "this server keeps no incidents")
+        if request.state not in _STATES:
+            raise InvalidRequest("state", f"unknown value {request.state}")
+        if request.limit > MAX_LIST:
+            raise InvalidRequest("limit", f"at most {MAX_LIST}, got {request.limit}")
+        since = ts_seconds(request.since, "since") if request.HasField("since") else 0.0
+        until = ts_seconds(request.until, "until") if request.HasField("until") else None
+        if until is not None and until <= since:
+            raise InvalidRequest("until", "must be after since")
+        rows = self._events.list_incidents(_STATES[request.state], int(since * 1000),
+                                           None if until is None else int(until * 1000), request.limit or 100)
+        out = pb.ListIncidentsResponse()
+        for iid, state, opened, resolved, top, p, syms, _ in rows:
+            item = out.incidents.add(incident_id=iid, state=_STATE_IDS.get(state, 0), top_cause=top,
+                                     top_probability=p, symptoms=list(syms))
+            item.opened.CopyFrom(ts(opened))
+            if resolved is not None:
+                item.resolved.CopyFrom(ts(resolved))
+        return out

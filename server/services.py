@@ -19,7 +19,7 @@ the method name before the handler is chosen, whatever the deserializer.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import grpc
 from google.protobuf import message_factory
@@ -39,8 +39,10 @@ def add_service(server: grpc.Server, service: ServiceDescriptor, servicer: Any) 
     """Serve ``servicer``'s methods for ``service`` on ``server``; return the service's
     full name (for the reflection list).
 
-    Only unary-unary methods: every RPC we host is one, and a streaming method would need
-    its decode failures mapped inside the stream, which nothing needs yet.
+    Unary and server-streaming methods (``WatchIncidents``); a server-streaming
+    implementation returns an iterator of responses, and a request that does not decode
+    ends the stream with INVALID_ARGUMENT before anything is sent, exactly as a unary
+    call is refused. Client streaming is not hosted (nothing needs it).
     """
     handlers = {m.name: _unary_handler(m, getattr(servicer, m.name)) for m in service.methods}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
@@ -50,19 +52,29 @@ def add_service(server: grpc.Server, service: ServiceDescriptor, servicer: Any) 
 
 def _unary_handler(method: MethodDescriptor, implementation: Callable[[Any, grpc.ServicerContext], Any]
                    ) -> grpc.RpcMethodHandler:
-    if method.client_streaming or method.server_streaming:
-        raise ValueError(f"{method.full_name}: streaming methods are not supported by add_service")
+    if method.client_streaming:
+        raise ValueError(f"{method.full_name}: client-streaming methods are not supported by add_service")
     request_type = message_factory.GetMessageClass(method.input_type)
     response_type = message_factory.GetMessageClass(method.output_type)
     type_name = method.input_type.full_name
 
-    def handler(raw: bytes, context: grpc.ServicerContext) -> Any:
+    def decode(raw: bytes, context: grpc.ServicerContext) -> Any:
         try:
-            request = request_type.FromString(raw)
+            return request_type.FromString(raw)
         except Exception:  # noqa: BLE001 - any decoder failure means "not a valid request"
             c = classify(InvalidRequest("request", f"not a valid {type_name} protobuf ({wire_problem(raw)})"))
             context.abort(c.code, c.message)
-        return implementation(request, context)
+
+    if method.server_streaming:
+        def stream(raw: bytes, context: grpc.ServicerContext) -> Iterator[Any]:
+            request = decode(raw, context)
+            yield from implementation(request, context)
+
+        return grpc.unary_stream_rpc_method_handler(stream, request_deserializer=None,
+                                                    response_serializer=response_type.SerializeToString)
+
+    def handler(raw: bytes, context: grpc.ServicerContext) -> Any:
+        return implementation(decode(raw, context), context)
 
     # request_deserializer=None: grpcio passes the request bytes through untouched.
     return grpc.unary_unary_rpc_method_handler(handler, request_deserializer=None,

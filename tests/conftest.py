@@ -34,6 +34,9 @@ def neo4j_settings() -> Settings:
         local_pagecache="256m",
         # A promote from another process must show within this bound (test_learning_versions).
         model_check_seconds=0.2,
+        # Tests that ingest faults must not get incidents they did not ask for; the
+        # detector's own tests turn it on (tests/test_detector_server.py).
+        detector_interval_seconds=0,
     )
 
 

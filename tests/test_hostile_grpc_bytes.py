@@ -44,7 +44,8 @@ def channel(app) -> Iterator[grpc.Channel]:  # noqa: ANN001
 
 
 def _methods(channel: grpc.Channel) -> list[tuple[str, type]]:
-    """(path, request class) of every unary method of every hosted service, via reflection."""
+    """(path, request class) of every method of every hosted service, via reflection;
+    server-streaming paths are remembered in ``_STREAMING`` (called as streams)."""
     services = ProtoReflectionDescriptorDatabase(channel).get_services()
     ours = [s for s in services if s not in LIBRARY_SERVICES]
     assert {"rootgraph.v1.RootCause", "opentelemetry.proto.collector.trace.v1.TraceService",
@@ -55,12 +56,30 @@ def _methods(channel: grpc.Channel) -> list[tuple[str, type]]:
     for name in ours:
         service = pool.FindServiceByName(name)
         for m in service.methods:
-            assert not (m.client_streaming or m.server_streaming), f"{m.full_name}: streaming"
+            assert not m.client_streaming, f"{m.full_name}: client streaming"
+            if m.server_streaming:
+                _STREAMING.add(f"/{name}/{m.name}")
             out.append((f"/{name}/{m.name}", message_factory.GetMessageClass(m.input_type)))
     return out
 
 
+_STREAMING: set[str] = set()
+#: A valid watch request streams until cancelled: read it this long, then a deadline
+#: ends it (a normal answer for a stream, not a failure).
+STREAM_READ_S = 1.0
+
+
 def _call(channel: grpc.Channel, path: str, raw: bytes) -> tuple[grpc.StatusCode, str]:
+    if path in _STREAMING:
+        stream = channel.unary_stream(path, request_serializer=None, response_deserializer=None)
+        try:
+            for _ in stream(raw, timeout=STREAM_READ_S):
+                pass
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return grpc.StatusCode.OK, ""
+            return exc.code(), exc.details() or ""
+        return grpc.StatusCode.OK, ""
     call = channel.unary_unary(path, request_serializer=None, response_deserializer=None)
     try:
         call(raw, timeout=30)
@@ -96,7 +115,7 @@ def test_reflection_still_lists_every_service(channel: grpc.Channel) -> None:
 @pytest.mark.parametrize("junk", JUNK.values(), ids=JUNK.keys())
 def test_junk_bytes_are_invalid_argument_on_every_method(channel: grpc.Channel, junk: bytes) -> None:
     methods = _methods(channel)
-    assert len(methods) >= 7  # six RootCause RPCs + TraceService/Export
+    assert len(methods) >= 9  # eight RootCause RPCs + TraceService/Export
     for path, cls in methods:
         assert not _decodes(cls, junk)
         code, details = _call(channel, path, junk)

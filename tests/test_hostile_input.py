@@ -47,7 +47,8 @@ INJECTIONS = (
 KNOWN_LABELS = {"Entity", "Service", "Database", "Queue", "External", "User", "Infra", "Host",
                 "K8sNode", "Pod", "ServiceBucket", "EdgeBucket", "Deployment", "Incident",
                 "Feedback", "IngestBatch", "ModelVersion", "BucketStamp",
-                "LogBucket", "LogTemplate", "LogMinerState", "MetricBucket"}
+                "LogBucket", "LogTemplate", "LogMinerState", "MetricBucket",
+                "IncidentEvent", "IncidentEventSequence", "DetectorLease", "Alert"}
 
 
 def _scalar(store: GraphAdmin, query: str, **params: object) -> object:

@@ -25,6 +25,20 @@ class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUTCOME_UNSPECIFIED: _ClassVar[Outcome]
     OUTCOME_RESOLVED: _ClassVar[Outcome]
     OUTCOME_NOT_RESOLVED: _ClassVar[Outcome]
+
+class IncidentState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INCIDENT_STATE_UNSPECIFIED: _ClassVar[IncidentState]
+    INCIDENT_STATE_OPEN: _ClassVar[IncidentState]
+    INCIDENT_STATE_RESOLVED: _ClassVar[IncidentState]
+    INCIDENT_STATE_ANSWERED: _ClassVar[IncidentState]
+
+class IncidentEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INCIDENT_EVENT_KIND_UNSPECIFIED: _ClassVar[IncidentEventKind]
+    INCIDENT_EVENT_KIND_OPENED: _ClassVar[IncidentEventKind]
+    INCIDENT_EVENT_KIND_UPDATED: _ClassVar[IncidentEventKind]
+    INCIDENT_EVENT_KIND_RESOLVED: _ClassVar[IncidentEventKind]
 REMEDIATION_ACTION_UNSPECIFIED: RemediationAction
 REMEDIATION_ACTION_ROLLBACK: RemediationAction
 REMEDIATION_ACTION_RESTART: RemediationAction
@@ -35,6 +49,14 @@ REMEDIATION_ACTION_NONE: RemediationAction
 OUTCOME_UNSPECIFIED: Outcome
 OUTCOME_RESOLVED: Outcome
 OUTCOME_NOT_RESOLVED: Outcome
+INCIDENT_STATE_UNSPECIFIED: IncidentState
+INCIDENT_STATE_OPEN: IncidentState
+INCIDENT_STATE_RESOLVED: IncidentState
+INCIDENT_STATE_ANSWERED: IncidentState
+INCIDENT_EVENT_KIND_UNSPECIFIED: IncidentEventKind
+INCIDENT_EVENT_KIND_OPENED: IncidentEventKind
+INCIDENT_EVENT_KIND_UPDATED: IncidentEventKind
+INCIDENT_EVENT_KIND_RESOLVED: IncidentEventKind
 
 class RankCausesRequest(_message.Message):
     __slots__ = ("start", "end", "top_k", "symptoms", "baseline_start", "baseline_end")
@@ -354,3 +376,91 @@ class GetServiceGraphResponse(_message.Message):
     edges: _containers.RepeatedCompositeFieldContainer[Edge]
     runs_on: _containers.RepeatedCompositeFieldContainer[RunsOn]
     def __init__(self, entities: _Optional[_Iterable[_Union[Entity, _Mapping]]] = ..., edges: _Optional[_Iterable[_Union[Edge, _Mapping]]] = ..., runs_on: _Optional[_Iterable[_Union[RunsOn, _Mapping]]] = ...) -> None: ...
+
+class WatchIncidentsRequest(_message.Message):
+    __slots__ = ("after_seq", "only_new")
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    ONLY_NEW_FIELD_NUMBER: _ClassVar[int]
+    after_seq: int
+    only_new: bool
+    def __init__(self, after_seq: _Optional[int] = ..., only_new: _Optional[bool] = ...) -> None: ...
+
+class Symptom(_message.Message):
+    __slots__ = ("entity", "signal", "detail")
+    ENTITY_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    entity: str
+    signal: str
+    detail: str
+    def __init__(self, entity: _Optional[str] = ..., signal: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class IncidentEvent(_message.Message):
+    __slots__ = ("seq", "kind", "incident_id", "state", "ranking", "symptoms", "new_symptoms", "bucket", "opened", "resolved", "top_cause_changed", "committed")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RANKING_FIELD_NUMBER: _ClassVar[int]
+    SYMPTOMS_FIELD_NUMBER: _ClassVar[int]
+    NEW_SYMPTOMS_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    OPENED_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_FIELD_NUMBER: _ClassVar[int]
+    TOP_CAUSE_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    kind: IncidentEventKind
+    incident_id: str
+    state: IncidentState
+    ranking: RankCausesResponse
+    symptoms: _containers.RepeatedCompositeFieldContainer[Symptom]
+    new_symptoms: _containers.RepeatedScalarFieldContainer[str]
+    bucket: _timestamp_pb2.Timestamp
+    opened: _timestamp_pb2.Timestamp
+    resolved: _timestamp_pb2.Timestamp
+    top_cause_changed: bool
+    committed: _timestamp_pb2.Timestamp
+    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[_Union[IncidentEventKind, str]] = ..., incident_id: _Optional[str] = ..., state: _Optional[_Union[IncidentState, str]] = ..., ranking: _Optional[_Union[RankCausesResponse, _Mapping]] = ..., symptoms: _Optional[_Iterable[_Union[Symptom, _Mapping]]] = ..., new_symptoms: _Optional[_Iterable[str]] = ..., bucket: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., opened: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., top_cause_changed: _Optional[bool] = ..., committed: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class WatchIncidentsResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: IncidentEvent
+    def __init__(self, event: _Optional[_Union[IncidentEvent, _Mapping]] = ...) -> None: ...
+
+class ListIncidentsRequest(_message.Message):
+    __slots__ = ("state", "since", "until", "limit")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    state: IncidentState
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    limit: int
+    def __init__(self, state: _Optional[_Union[IncidentState, str]] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class IncidentSummary(_message.Message):
+    __slots__ = ("incident_id", "state", "opened", "resolved", "top_cause", "top_probability", "symptoms")
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OPENED_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_FIELD_NUMBER: _ClassVar[int]
+    TOP_CAUSE_FIELD_NUMBER: _ClassVar[int]
+    TOP_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    SYMPTOMS_FIELD_NUMBER: _ClassVar[int]
+    incident_id: str
+    state: IncidentState
+    opened: _timestamp_pb2.Timestamp
+    resolved: _timestamp_pb2.Timestamp
+    top_cause: str
+    top_probability: float
+    symptoms: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, incident_id: _Optional[str] = ..., state: _Optional[_Union[IncidentState, str]] = ..., opened: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., top_cause: _Optional[str] = ..., top_probability: _Optional[float] = ..., symptoms: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListIncidentsResponse(_message.Message):
+    __slots__ = ("incidents",)
+    INCIDENTS_FIELD_NUMBER: _ClassVar[int]
+    incidents: _containers.RepeatedCompositeFieldContainer[IncidentSummary]
+    def __init__(self, incidents: _Optional[_Iterable[_Union[IncidentSummary, _Mapping]]] = ...) -> None: ...

@@ -66,6 +66,16 @@ class RootCauseStub:
                 request_serializer=rootgraph_dot_v1_dot_rootgraph__pb2.GetServiceGraphRequest.SerializeToString,
                 response_deserializer=rootgraph_dot_v1_dot_rootgraph__pb2.GetServiceGraphResponse.FromString,
                 _registered_method=True)
+        self.WatchIncidents = channel.unary_stream(
+                '/rootgraph.v1.RootCause/WatchIncidents',
+                request_serializer=rootgraph_dot_v1_dot_rootgraph__pb2.WatchIncidentsRequest.SerializeToString,
+                response_deserializer=rootgraph_dot_v1_dot_rootgraph__pb2.WatchIncidentsResponse.FromString,
+                _registered_method=True)
+        self.ListIncidents = channel.unary_unary(
+                '/rootgraph.v1.RootCause/ListIncidents',
+                request_serializer=rootgraph_dot_v1_dot_rootgraph__pb2.ListIncidentsRequest.SerializeToString,
+                response_deserializer=rootgraph_dot_v1_dot_rootgraph__pb2.ListIncidentsResponse.FromString,
+                _registered_method=True)
 
 
 class RootCauseServicer:
@@ -116,6 +126,22 @@ class RootCauseServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchIncidents(self, request, context):
+        """Incidents the detector opens, updates and resolves, as they happen, each with its
+        ranking. Every event has a sequence number; reconnect with after_seq = the last one
+        received and no event is missed or repeated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIncidents(self, request, context):
+        """Incidents by state and opening time: detected ones and RankCauses answers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RootCauseServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -148,6 +174,16 @@ def add_RootCauseServicer_to_server(servicer, server):
                     servicer.GetServiceGraph,
                     request_deserializer=rootgraph_dot_v1_dot_rootgraph__pb2.GetServiceGraphRequest.FromString,
                     response_serializer=rootgraph_dot_v1_dot_rootgraph__pb2.GetServiceGraphResponse.SerializeToString,
+            ),
+            'WatchIncidents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchIncidents,
+                    request_deserializer=rootgraph_dot_v1_dot_rootgraph__pb2.WatchIncidentsRequest.FromString,
+                    response_serializer=rootgraph_dot_v1_dot_rootgraph__pb2.WatchIncidentsResponse.SerializeToString,
+            ),
+            'ListIncidents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIncidents,
+                    request_deserializer=rootgraph_dot_v1_dot_rootgraph__pb2.ListIncidentsRequest.FromString,
+                    response_serializer=rootgraph_dot_v1_dot_rootgraph__pb2.ListIncidentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -314,6 +350,60 @@ class RootCause:
             '/rootgraph.v1.RootCause/GetServiceGraph',
             rootgraph_dot_v1_dot_rootgraph__pb2.GetServiceGraphRequest.SerializeToString,
             rootgraph_dot_v1_dot_rootgraph__pb2.GetServiceGraphResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchIncidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/rootgraph.v1.RootCause/WatchIncidents',
+            rootgraph_dot_v1_dot_rootgraph__pb2.WatchIncidentsRequest.SerializeToString,
+            rootgraph_dot_v1_dot_rootgraph__pb2.WatchIncidentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIncidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rootgraph.v1.RootCause/ListIncidents',
+            rootgraph_dot_v1_dot_rootgraph__pb2.ListIncidentsRequest.SerializeToString,
+            rootgraph_dot_v1_dot_rootgraph__pb2.ListIncidentsResponse.FromString,
             options,
             channel_credentials,
             insecure,
