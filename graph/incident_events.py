@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from neo4j import ManagedTransaction
 
-from rootgraph.graph.incidents import IncidentRecord
+from rootgraph.graph.incidents import CAUSE_EDGES, IncidentRecord
 
 __all__ = ["DetectorLease", "IncidentEvent", "IncidentEventLog", "IncidentState", "LeaseLost", "LEASE_NAME"]
 
@@ -62,22 +62,7 @@ CALL (i) {
   OPTIONAL MATCH (i)-[r:SUSPECTS|BLAMES|AFFECTS]->()
   DELETE r
 }
-CALL (i) {
-  UNWIND $suspects AS s
-  MATCH (e:Entity {id: s.entity})
-  CREATE (i)-[:SUSPECTS {rank: s.rank, probability: s.p, label: s.label}]->(e)
-}
-CALL (i) {
-  UNWIND $blames AS b
-  MATCH (e:Entity {id: b.entity})
-  CREATE (i)-[:BLAMES {probability: b.p, label: b.label}]->(e)
-}
-CALL (i) {
-  UNWIND $affects AS a
-  MATCH (e:Entity {id: a.entity})
-  CREATE (i)-[:AFFECTS {probability: a.p}]->(e)
-}
-RETURN i.id
+""" + CAUSE_EDGES + """RETURN i.id
 """
 
 _APPEND = """

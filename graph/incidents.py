@@ -56,13 +56,10 @@ class FeedbackRecord:
     at_ms: int
 
 
-_CREATE_INCIDENT = """
-CREATE (i:Incident {id: $id, created: $created, start: $start, end: $end,
-                    baseline_start: $bstart, baseline_end: $bend, model_version: $model,
-                    symptoms: $symptoms, no_clear_cause: $no_clear,
-                    top_cause: $top, top_probability: $top_p,
-                    response_json: $response, inputs_gz: $inputs})
-WITH i
+#: The ranked causes of an incident ``i`` as edges (``$suspects``, ``$blames``,
+#: ``$affects``): shared by the audit record here and by detected incidents
+#: (``graph/incident_events.py``), which replace theirs as they are re-ranked.
+CAUSE_EDGES = """
 CALL (i) {
   UNWIND $suspects AS s
   MATCH (e:Entity {id: s.entity})
@@ -78,7 +75,16 @@ CALL (i) {
   MATCH (e:Entity {id: a.entity})
   CREATE (i)-[:AFFECTS {probability: a.p}]->(e)
 }
-RETURN i.id
+"""
+
+_CREATE_INCIDENT = """
+CREATE (i:Incident {id: $id, created: $created, start: $start, end: $end,
+                    baseline_start: $bstart, baseline_end: $bend, model_version: $model,
+                    symptoms: $symptoms, no_clear_cause: $no_clear,
+                    top_cause: $top, top_probability: $top_p,
+                    response_json: $response, inputs_gz: $inputs})
+WITH i
+""" + CAUSE_EDGES + """RETURN i.id
 """
 
 _MERGE_FEEDBACK = """
