@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench-smoke bench-peers-setup bench-accuracy bench-latency proto lint-proto clean
+.PHONY: demo test bench-smoke bench-peers-setup bench-accuracy bench-latency bench-real proto lint-proto clean
 .DEFAULT_GOAL := demo
 
 $(BIN)/.installed: pyproject.toml
@@ -42,6 +42,10 @@ bench-accuracy: $(BIN)/.installed bench-peers-setup ## the full accuracy benchma
 
 bench-latency: $(BIN)/.installed bench-peers-setup ## the full latency benchmark, PyRCA included
 	$(BIN)/python bench/latency.py --write
+
+bench-real: $(BIN)/.installed bench-peers-setup ## the real-data benchmark (Nezha, bench/real/), peers included
+	$(BIN)/python bench/real/run.py
+	$(BIN)/python bench/real/peer_cases.py
 
 proto: $(BIN)/.installed ## regenerate the protobuf/gRPC stubs
 	$(BIN)/python proto/generate.py

@@ -10,7 +10,8 @@
   (``POST /v1/traces``, ``application/x-protobuf``, retry on 429/502/503/504);
 * :func:`peer_data` turns the same OTLP JSON lines into what the trace-based peers read
   (one row per span, RCAEval's ``traces.csv`` columns) plus the call graph and placement
-  seen in those spans (see ``bench/peers.py``).
+  seen in those spans (see ``bench/peers.py``); :func:`write_peer_files` writes them, for
+  this and for the real-data adapter ``bench/real/peer_input.py``.
 """
 
 from __future__ import annotations
@@ -175,29 +176,15 @@ def _attrs(items: list[dict]) -> dict[str, str]:
 
 
 def peer_data(case_dir: Path, labels: Labels) -> Path:
-    """Write ``peer/spans.csv.gz`` and ``peer/meta.json`` for ``bench/peers.py``.
+    """Write ``peer/spans.csv.gz`` and ``peer/meta.json`` of a simulated case for ``bench/peers.py``.
 
-    One row per span (RCAEval ``traces.csv`` columns; times in microseconds). The
-    entity naming is rootgraph's so every method answers in the same ids: a service is
-    ``namespace/name``; a CLIENT/PRODUCER span that no SERVER/CONSUMER span continues (a
-    call to an uninstrumented database, queue or external API) gets one extra child row
-    whose ``serviceName`` is the virtual node rootgraph would create (``db:…``,
-    ``queue:…``, ``ext:…``; ``ingest.pairing.virtual_peer``), with the client span's
-    timing and status -- what a tracing UI shows as an "uninstrumented peer" (database and
-    messaging spans always get it: a queue is a hop even when a consumer continues the
-    trace). Without it
-    no trace-based method could ever name a database. The call graph (caller → callee,
-    from parent/child spans across services) and the host/node placement (resource
-    attributes) go into ``meta.json``.
+    Reads the case's OTLP JSON lines (``traces.jsonl``) into :func:`write_peer_files`
+    rows; the host/node placement comes from the resource attributes.
     """
-    from rootgraph.ingest.pairing import virtual_peer
-
     out = case_dir / "peer"
     if (out / "meta.json").exists() and (out / "spans.csv.gz").exists():
         return out
-    out.mkdir(exist_ok=True)
     rows: list[list] = []
-    continued: set[str] = set()  # client span ids that a server/consumer span continues
     runs_on: dict[str, set[str]] = defaultdict(set)
     with open(case_dir / "traces.jsonl", encoding="utf-8") as f:
         for line in f:
@@ -218,12 +205,40 @@ def peer_data(case_dir: Path, labels: Labels) -> Path:
                         start = int(sp["startTimeUnixNano"])
                         dur = int(sp["endTimeUnixNano"]) - start
                         err = int(sp.get("status", {}).get("code", 0) == 2)
-                        parent = sp.get("parentSpanId", "")
-                        if kind in (2, 5) and parent:
-                            continued.add(parent)
-                        rows.append([sp["traceId"], sp["spanId"], parent, svc, sp.get("name", ""),
+                        rows.append([sp["traceId"], sp["spanId"], sp.get("parentSpanId", ""), svc, sp.get("name", ""),
                                      sp.get("name", ""), start // 1000, max(dur // 1000, 1), err, kind,
                                      _attrs(sp.get("attributes")) if kind in (3, 4) else None])
+    return write_peer_files(out, rows, runs_on, case=labels.scenario, inject_us=int(labels.incident[0] * 1e6),
+                            baseline_us=(int(labels.baseline[0] * 1e6), int(labels.baseline[1] * 1e6)),
+                            incident_us=(int(labels.incident[0] * 1e6), int(labels.incident[1] * 1e6)))
+
+
+def write_peer_files(out: Path, rows: list[list], runs_on: dict[str, set[str]], *, case: str, inject_us: int,
+                     baseline_us: tuple[int, int], incident_us: tuple[int, int]) -> Path:
+    """Write ``out/spans.csv.gz`` and ``out/meta.json``, what ``bench/peers.py`` reads.
+
+    ``rows``: one per span, :data:`PEER_COLUMNS` (times in microseconds) plus a last item,
+    the span's attributes (a dict, or None; only CLIENT/PRODUCER spans' are used). Every
+    data source (the simulator's OTLP JSON, ``bench/real/peer_input.py``'s Nezha rows)
+    goes through here, so every peer sees the same layout.
+
+    The entity naming is rootgraph's so every method answers in the same ids: a service is
+    ``namespace/name``; a CLIENT/PRODUCER span that no SERVER/CONSUMER span continues (a
+    call to an uninstrumented database, queue or external API) gets one extra child row
+    whose ``serviceName`` is the virtual node rootgraph would create (``db:…``,
+    ``queue:…``, ``ext:…``; ``ingest.pairing.virtual_peer``), with the client span's
+    timing and status -- what a tracing UI shows as an "uninstrumented peer" (database and
+    messaging spans always get it: a queue is a hop even when a consumer continues the
+    trace). Without it
+    no trace-based method could ever name a database. The call graph (caller → callee,
+    from parent/child spans across services) and the host/node placement (``runs_on``)
+    go into ``meta.json``.
+    """
+    from rootgraph.ingest.pairing import virtual_peer
+
+    out.mkdir(parents=True, exist_ok=True)
+    # client span ids that a server/consumer span continues
+    continued = {r[2] for r in rows if r[9] in (2, 5) and r[2]}
     by_id = {r[1]: r for r in rows}
     edges: dict[tuple[str, str], int] = defaultdict(int)
     extra = []
@@ -249,10 +264,10 @@ def peer_data(case_dir: Path, labels: Labels) -> Path:
         w.writerow(PEER_COLUMNS)
         w.writerows(rows)
     meta = {
-        "case": labels.scenario,
-        "inject_time_us": int(labels.incident[0] * 1e6),
-        "baseline_us": [int(labels.baseline[0] * 1e6), int(labels.baseline[1] * 1e6)],
-        "incident_us": [int(labels.incident[0] * 1e6), int(labels.incident[1] * 1e6)],
+        "case": case,
+        "inject_time_us": inject_us,
+        "baseline_us": list(baseline_us),
+        "incident_us": list(incident_us),
         "edges": sorted([a, b, n] for (a, b), n in edges.items()),
         "runs_on": {s: sorted(h) for s, h in sorted(runs_on.items())},
     }

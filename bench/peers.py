@@ -16,7 +16,7 @@ Methods (each gets the full baseline and the incident window, like rootgraph):
 * ``tracerca`` -- ``RCAEval.e2e.tracerca`` (TraceRCA) on the span frame, unchanged.
 * ``microrank`` -- ``RCAEval.e2e.microrank`` (MicroRank) on the span frame, unchanged,
   except that its input is cut to the last ``--microrank-baseline-s`` (default 600 s) of the
-  baseline: its trace-kind step is O(traces²) in pure Python (30 min of baseline takes
+  baseline (and the incident window): its trace-kind step is O(traces²) in pure Python (30 min of baseline takes
   minutes per case). RCAEval's own cases have ~10 minutes before the injection.
 * ``pyrca_bn`` -- ``pyrca.analyzers.bayesian.BayesianNetwork`` with PyRCA's documented flow
   (``applications/example/rca.py``): per-entity metric series (mean duration and error
@@ -82,7 +82,9 @@ def run_tracerca(df: pd.DataFrame, meta: dict, args) -> list[str]:
 def run_microrank(df: pd.DataFrame, meta: dict, args) -> list[str]:
     from RCAEval.e2e.microrank import microrank
 
-    lo = meta["inject_time_us"] - int(args.microrank_baseline_s * 1e6)
+    # The last seconds of the *baseline*: it ends at the injection in the simulator's cases,
+    # but a real case's baseline can lie in an earlier stretch of data (bench/real/).
+    lo = meta["baseline_us"][1] - int(args.microrank_baseline_s * 1e6)
     cut = df[df["startTime"] >= lo]
     res = microrank(cut.copy(), inject_time=meta["inject_time_us"])
     return _services_from_ops(res["ranks"], cut)
