@@ -92,11 +92,11 @@ class Service:
     """rootgraph's ``App`` in-process on loopback ports, over the benchmark Neo4j."""
 
     def __init__(self, *, instance: str = INSTANCE, bolt_port: int = BOLT_PORT, http_port: int = HTTP_PORT,
-                 heap: str | None = None, pagecache: str | None = None) -> None:
+                 heap: str | None = None, pagecache: str | None = None, **settings: object) -> None:
         from rootgraph.graph.connect import open_driver
         from rootgraph.server.app import App
 
-        extra = {}
+        extra: dict[str, object] = dict(settings)  # e.g. the detector's (bench/detection.py)
         if heap:
             extra["local_heap"] = heap
         if pagecache:

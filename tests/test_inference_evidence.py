@@ -107,3 +107,28 @@ def test_empty_baseline_does_not_divide_by_zero():
 @pytest.mark.parametrize("x,text", [(0.41, "41%"), (0.025, "2.5%"), (0.002, "0.2%"), (0.0, "0%")])
 def test_percentages_read_like_a_human_wrote_them(x, text):
     assert pct(x) == text
+
+
+def test_the_cheap_paths_compute_the_same_statistics() -> None:
+    """Issue 15's cost work: the pooled baseline histogram is summed without the
+    per-bucket array, and the rank test's shift is skipped only when not significant."""
+    import numpy as np
+
+    from rootgraph.inference.evidence import _Hists, rank_test
+
+    rng = np.random.default_rng(7)
+    rows = [BucketRow(60 * i, int(h.sum()), 0, 0.0, 0.0, 0, tuple(int(x) for x in h))
+            for i, h in enumerate(rng.integers(0, 9, size=(30, 40)))]
+    rows.append(BucketRow(1800, 0, 0, 0.0, 0.0, 0, (0,) * 40))  # no requests: not a baseline bucket
+    hb = _Hists(rows)
+    full = np.array([r.histogram for r in rows if r.requests > 0], dtype=float)
+    assert hb.count == 30 and np.array_equal(hb.rows, full) and np.array_equal(hb.pooled[0], full.sum(axis=0))
+    same, slow = full[0], np.zeros(40)
+    slow[36] = 50.0  # every request in one slow bin
+    for x in (same, slow):
+        p, shift = rank_test(x, hb.pooled[0])
+        p2, shift2 = rank_test(x, hb.pooled[0], p_below=1e-3)
+        assert p2 == p
+        assert shift2 == (shift if p < 1e-3 else 0.0)
+    assert rank_test(slow, hb.pooled[0])[0] < 1e-3  # both branches were taken
+    assert rank_test(same, hb.pooled[0])[0] >= 1e-3
