@@ -144,7 +144,8 @@ class App:
         self.committer = GroupCommitter(self.ingestor, max_requests=settings.ingest_group_max,
                                         available=lambda: self.health.serving)
         consumer = IngestConsumer(self.committer)
-        # The current (:ModelVersion), looked up per call: promote/rollback need no restart.
+        # The current (:ModelVersion), looked up every model_check_seconds: promote/rollback
+        # from another process need no restart.
         self.ranker = ModelRegistry(ModelStore(driver, settings.neo4j_database),
                                     check_interval_s=settings.model_check_seconds)
         setup_telemetry(self.stats, __version__)
