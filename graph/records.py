@@ -209,6 +209,17 @@ class MetricAgg:
         return MetricAgg(self.sum, self.count, self.min, self.max)
 
 
+def add_into(into: dict, key: object, part: "StatsBucket | LogCounts | MetricAgg") -> None:  # type: ignore[type-arg]
+    """``into[key] += part`` for the additive records: a copy the first time (so the
+    caller's part is never aliased and mutated later), ``add`` after. The one way the
+    writer's group merge and both fakes sum deltas."""
+    total = into.get(key)
+    if total is None:
+        into[key] = part.copy()
+    else:
+        total.add(part)
+
+
 @dataclass(frozen=True, slots=True)
 class LogRow:
     """One entity-bucket of log evidence as read for inference.

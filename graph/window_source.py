@@ -16,7 +16,7 @@ from typing import Iterable, Protocol, runtime_checkable
 from rootgraph.graph.errors import NotFound
 from rootgraph.graph.records import (
     ERROR_SPAN_KEYS, LOG_TEMPLATES_PER_BUCKET, BucketRow, Deployment, EdgeInfo, Entity, EntityKind, GraphDelta,
-    LogCounts, LogRow, MetricAgg, MetricRow, StatsBucket, Window, WindowData,
+    LogCounts, LogRow, MetricAgg, MetricRow, StatsBucket, Window, WindowData, add_into,
 )
 
 __all__ = ["InMemoryWindows", "ServiceGraph", "WindowSource", "resolve_service_name"]
@@ -153,11 +153,11 @@ class InMemoryWindows:
         for (s, t), b in d.edges.items():
             if s in self._entities and t in self._entities:
                 self._async.setdefault((s, t), (s, t) in d.async_edges)
-                _add(self._edges, (s, t), b)
+                add_into(self._edges, (s, t), b)
         for skey, b in d.service_buckets.items():
-            _add(self._service_buckets, skey, b)
+            add_into(self._service_buckets, skey, b)
         for ekey, b in d.edge_buckets.items():
-            _add(self._edge_buckets, ekey, b)
+            add_into(self._edge_buckets, ekey, b)
         self._runs_on |= {(s, i) for s, i in d.runs_on if s in self._entities and i in self._entities}
         for (svc, version), at in sorted(d.versions.items(), key=lambda kv: kv[1]):
             seen = self._versions.setdefault(svc, []) if svc in self._entities else None
@@ -190,11 +190,7 @@ class InMemoryWindows:
                     total.other_templates += n
         self._templates.update(d.log_templates)
         for mkey, agg in d.metric_buckets.items():
-            have = self._metrics.get(mkey)
-            if have is None:
-                self._metrics[mkey] = agg.copy()
-            else:
-                have.add(agg)
+            add_into(self._metrics, mkey, agg)
 
     # -- the WindowSource protocol -------------------------------------------------------
 
@@ -279,11 +275,3 @@ class InMemoryWindows:
         found = [t for (e, t), b in self._service_buckets.items() if e in ids and t >= from_s]
         found += [t for (a, b, t), _ in self._edge_buckets.items() if (a in ids or b in ids) and t >= from_s]
         return min(found, default=None)
-
-
-def _add(into: dict, key: object, bucket: StatsBucket) -> None:  # type: ignore[type-arg]
-    total = into.get(key)
-    if total is None:
-        into[key] = bucket.copy()
-    else:
-        total.add(bucket)

@@ -27,6 +27,7 @@ from neo4j import ManagedTransaction
 
 from rootgraph.graph.records import (
     ERROR_SPAN_KEYS, LOG_TEMPLATES_PER_BUCKET, Deployment, EntityKind, GraphDelta, LogCounts, MetricAgg, StatsBucket,
+    add_into,
 )
 from rootgraph.graph.repository import Repository
 from rootgraph.graph.window_cache import STAMP_BUCKETS
@@ -200,11 +201,7 @@ def merge_deltas(deltas: list[GraphDelta]) -> GraphDelta:
         for target, source in ((out.edges, d.edges), (out.service_buckets, d.service_buckets),
                                (out.edge_buckets, d.edge_buckets)):
             for key, bucket in source.items():
-                total = target.get(key)
-                if total is None:
-                    target[key] = bucket.copy()
-                else:
-                    total.add(bucket)
+                add_into(target, key, bucket)
         out.runs_on |= d.runs_on
         for key, at in d.versions.items():
             out.versions[key] = min(at, out.versions.get(key, at))
@@ -212,18 +209,10 @@ def merge_deltas(deltas: list[GraphDelta]) -> GraphDelta:
         out.async_edges |= d.async_edges
         out.spans += d.spans
         for lkey, counts in d.log_buckets.items():
-            have = out.log_buckets.get(lkey)
-            if have is None:
-                out.log_buckets[lkey] = counts.copy()
-            else:
-                have.add(counts)
+            add_into(out.log_buckets, lkey, counts)
         out.log_templates.update(d.log_templates)
         for mkey, agg in d.metric_buckets.items():
-            mhave = out.metric_buckets.get(mkey)
-            if mhave is None:
-                out.metric_buckets[mkey] = agg.copy()
-            else:
-                mhave.add(agg)
+            add_into(out.metric_buckets, mkey, agg)
         out.miner_state = d.miner_state or out.miner_state
         out.records += d.records
     return out

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from rootgraph.graph.errors import StoreUnavailable
-from rootgraph.graph.records import Deployment, Entity, GraphDelta, LogCounts, MetricAgg, StatsBucket
+from rootgraph.graph.records import Deployment, Entity, GraphDelta, LogCounts, MetricAgg, StatsBucket, add_into
 
 __all__ = ["DeltaSink", "InMemorySink"]
 
@@ -36,14 +36,6 @@ class DeltaSink(Protocol):
         returns False.
         """
         ...
-
-
-def _merge(into: dict, key: object, bucket: StatsBucket) -> None:  # type: ignore[type-arg]
-    total = into.get(key)
-    if total is None:
-        into[key] = bucket.copy()
-    else:
-        total.add(bucket)
 
 
 @dataclass
@@ -92,11 +84,11 @@ class InMemorySink:
         self.applied_batches.append(delta.batch_id)
         self.entities.update(delta.entities)
         for key, bucket in delta.edges.items():
-            _merge(self.edges, key, bucket)
+            add_into(self.edges, key, bucket)
         for skey, bucket in delta.service_buckets.items():
-            _merge(self.service_buckets, skey, bucket)
+            add_into(self.service_buckets, skey, bucket)
         for ekey, bucket in delta.edge_buckets.items():
-            _merge(self.edge_buckets, ekey, bucket)
+            add_into(self.edge_buckets, ekey, bucket)
         self.runs_on |= delta.runs_on
         for vkey, at_ms in delta.versions.items():
             self.versions[vkey] = min(at_ms, self.versions.get(vkey, at_ms))
@@ -104,12 +96,10 @@ class InMemorySink:
             self.deployments.setdefault(deployment.id, deployment)
         self.async_edges |= delta.async_edges
         self.spans += delta.spans
-        for key, value in (*delta.log_buckets.items(), *delta.metric_buckets.items()):
-            into = self.log_buckets if isinstance(value, LogCounts) else self.metric_buckets
-            if key in into:
-                into[key].add(value)  # type: ignore[arg-type]
-            else:
-                into[key] = value.copy()  # type: ignore[index]
+        for lkey, counts in delta.log_buckets.items():
+            add_into(self.log_buckets, lkey, counts)
+        for mkey, agg in delta.metric_buckets.items():
+            add_into(self.metric_buckets, mkey, agg)
         if delta.miner_state:
             self.miner_states.append(delta.miner_state)
         return True
