@@ -199,36 +199,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._drain(length_header)
             self._send(404, b"not found\n", "text/plain")
             return
-        if self.server.token is not None and not token_ok(self.headers.get("Authorization"),
-                                                          self.server.token):
-            self._drain(length_header)
-            self._status(401, 16, "missing or invalid bearer token for a mutating call", as_json,
-                         {"WWW-Authenticate": "Bearer"})
+        if not self._authorized(length_header, as_json):
             return
         if ctype not in (PROTOBUF, JSON):
             self._drain(length_header)
             self._send(415, f"unsupported Content-Type {ctype!r}; use {PROTOBUF} or {JSON}\n".encode(),
                        "text/plain")
             return
-        limit = self.server.max_bytes
-        try:
-            length = int(length_header or "")
-        except ValueError:
-            self._status(411, 3, "Content-Length is required", as_json)
+        body = self._read_body(length_header, as_json)
+        if body is None:
             return
-        if length > limit:
-            self.close_connection = True
-            self._status(413, 8, f"body of {length} bytes exceeds the {limit}-byte limit", as_json)
-            return
-        body = self.rfile.read(length)
         try:
-            for coding in content_codings(self.headers.get("Content-Encoding")):
-                body = decompress_bounded(body, limit, coding)
-            response = self.server.consumer.export(body, ctype, signal=signal)
-        except Exception as exc:  # noqa: BLE001 - mapped to a status below
-            c = classify(exc)
-            extra = {"Retry-After": "2"} if c.retryable else None
-            self._status(c.http, c.code.value[0], c.message, as_json, extra)
+            response = self.server.consumer.export(self._decoded(body), ctype, signal=signal)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status
+            self._fail(exc, as_json)
             return
         if as_json:
             self._send(200, json_format.MessageToJson(response).encode(), JSON)
@@ -237,30 +221,53 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _post_alerts(self, length_header: str | None) -> None:
         """Alertmanager's webhook (server/alerts.py): JSON in, JSON out, same token and limit."""
-        if self.server.token is not None and not token_ok(self.headers.get("Authorization"), self.server.token):
-            self._drain(length_header)
-            self._status(401, 16, "missing or invalid bearer token for a mutating call", True,
-                         {"WWW-Authenticate": "Bearer"})
+        if not self._authorized(length_header, True):
             return
+        body = self._read_body(length_header, True)
+        if body is None:
+            return
+        try:
+            answer = self.server.alerts(self._decoded(body))  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - mapped to a status
+            self._fail(exc, True)
+            return
+        self._send(200, answer, JSON)
+
+    def _fail(self, exc: BaseException, as_json: bool) -> None:
+        """Answer ``exc`` with its status (``classify``); retryable ones say when to retry."""
+        c = classify(exc)
+        self._status(c.http, c.code.value[0], c.message, as_json, {"Retry-After": "2"} if c.retryable else None)
+
+    def _authorized(self, length_header: str | None, as_json: bool) -> bool:
+        """Whether the bearer token (when one is configured) is right; answers 401 if not."""
+        if self.server.token is None or token_ok(self.headers.get("Authorization"), self.server.token):
+            return True
+        self._drain(length_header)
+        self._status(401, 16, "missing or invalid bearer token for a mutating call", as_json,
+                     {"WWW-Authenticate": "Bearer"})
+        return False
+
+    def _read_body(self, length_header: str | None, as_json: bool) -> bytes | None:
+        """The body as sent, within the size limit; None once 411/413 is answered."""
+        limit = self.server.max_bytes
         try:
             length = int(length_header or "")
         except ValueError:
-            self._status(411, 3, "Content-Length is required", True)
-            return
-        if length > self.server.max_bytes:
+            self._status(411, 3, "Content-Length is required", as_json)
+            return None
+        if length > limit:
             self.close_connection = True
-            self._status(413, 8, f"body of {length} bytes exceeds the {self.server.max_bytes}-byte limit", True)
-            return
-        try:
-            body = self.rfile.read(length)
-            for coding in content_codings(self.headers.get("Content-Encoding")):
-                body = decompress_bounded(body, self.server.max_bytes, coding)
-            answer = self.server.alerts(body)  # type: ignore[misc]
-        except Exception as exc:  # noqa: BLE001 - mapped to a status below
-            c = classify(exc)
-            self._status(c.http, c.code.value[0], c.message, True, {"Retry-After": "2"} if c.retryable else None)
-            return
-        self._send(200, answer, JSON)
+            self._status(413, 8, f"body of {length} bytes exceeds the {limit}-byte limit", as_json)
+            return None
+        return self.rfile.read(length)
+
+    def _decoded(self, body: bytes) -> bytes:
+        """``body`` with its Content-Encoding undone, bounded by the size limit (raises
+        ``PayloadTooLarge`` / ``UnsupportedMediaType`` / ``MalformedPayload``, mapped by
+        the caller through ``classify``)."""
+        for coding in content_codings(self.headers.get("Content-Encoding")):
+            body = decompress_bounded(body, self.server.max_bytes, coding)
+        return body
 
     def _drain(self, length_header: str | None) -> None:
         try:
