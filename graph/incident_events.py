@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from neo4j import ManagedTransaction
 
-from rootgraph.graph.incidents import CAUSE_EDGES, IncidentRecord
+from rootgraph.graph.incidents import CAUSE_EDGES, IncidentRecord, cause_edge_params
 
 __all__ = ["DetectorLease", "IncidentEvent", "IncidentEventLog", "IncidentState", "LeaseLost", "LEASE_NAME"]
 
@@ -165,15 +165,12 @@ class IncidentEventLog:
             source="detector", state=state, opened=opened_s, detected_start=start_s,
             clear_buckets=clear_buckets, resolved=resolved_s,
         )
-        suspects = [{"entity": e, "rank": r, "p": p, "label": f"#{r} {100 * p:.1f}%"} for e, r, p in rec.suspects]
-        blames = [] if rec.no_clear_cause or not rec.suspects else [
-            {"entity": top[0], "p": top[2], "label": f"blames {100 * top[2]:.1f}%"}]
-        affects = [{"entity": e, "p": p} for e, p in rec.affects]
+        edges = cause_edge_params(rec)
 
         def work(tx: ManagedTransaction) -> int | None:
             if not tx.run(_FENCE, name=lease.name, holder=lease.holder).single()["held"]:
                 raise LeaseLost(f"detector lease {lease.name!r} is not held by {lease.holder!r}")
-            tx.run(_UPSERT, id=rec.id, props=props, suspects=suspects, blames=blames, affects=affects).consume()
+            tx.run(_UPSERT, id=rec.id, props=props, **edges).consume()
             tx.run("MATCH (l:DetectorLease {name: $name}) SET l.position = $p", name=lease.name, p=position).consume()
             if event is None:
                 return None

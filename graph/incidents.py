@@ -77,6 +77,20 @@ CALL (i) {
 }
 """
 
+
+def cause_edge_params(rec: "IncidentRecord") -> dict[str, list[dict[str, object]]]:
+    """``$suspects``/``$blames``/``$affects`` of :data:`CAUSE_EDGES` for ``rec``. ``label``
+    ("#1 97.3%") is what the Browser style shows on the edge; the top suspect, when the
+    answer blames one, gets a bold BLAMES edge."""
+    return {
+        "suspects": [{"entity": e, "rank": r, "p": p, "label": f"#{r} {100 * p:.1f}%"} for e, r, p in rec.suspects],
+        "affects": [{"entity": e, "p": p} for e, p in rec.affects],
+        "blames": [] if rec.no_clear_cause or not rec.suspects
+        else [{"entity": rec.suspects[0][0], "p": rec.suspects[0][2],
+               "label": f"blames {100 * rec.suspects[0][2]:.1f}%"}],
+    }
+
+
 _CREATE_INCIDENT = """
 CREATE (i:Incident {id: $id, created: $created, start: $start, end: $end,
                     baseline_start: $bstart, baseline_end: $bend, model_version: $model,
@@ -113,15 +127,7 @@ class IncidentStore(Repository):
             id=rec.id, created=rec.created_ms, start=rec.start_s, end=rec.end_s,
             bstart=rec.baseline_start_s, bend=rec.baseline_end_s, model=rec.model_version,
             symptoms=list(rec.symptoms), no_clear=rec.no_clear_cause, top=top[0], top_p=top[2],
-            response=rec.response_json, inputs=rec.inputs_gz,
-            # ``label`` ("#1 97.3%") is what the Browser style shows on the edge.
-            suspects=[{"entity": e, "rank": r, "p": p, "label": f"#{r} {100 * p:.1f}%"}
-                      for e, r, p in rec.suspects],
-            affects=[{"entity": e, "p": p} for e, p in rec.affects],
-            # The top suspect, when the answer blames one, gets a bold edge in the Browser.
-            blames=[] if rec.no_clear_cause or not rec.suspects
-            else [{"entity": rec.suspects[0][0], "p": rec.suspects[0][2],
-                   "label": f"blames {100 * rec.suspects[0][2]:.1f}%"}],
+            response=rec.response_json, inputs=rec.inputs_gz, **cause_edge_params(rec),
         )
         self._write(lambda tx: tx.run(_CREATE_INCIDENT, **params).consume())
 
