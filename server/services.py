@@ -44,14 +44,14 @@ def add_service(server: grpc.Server, service: ServiceDescriptor, servicer: Any) 
     ends the stream with INVALID_ARGUMENT before anything is sent, exactly as a unary
     call is refused. Client streaming is not hosted (nothing needs it).
     """
-    handlers = {m.name: _unary_handler(m, getattr(servicer, m.name)) for m in service.methods}
+    handlers = {m.name: _method_handler(m, getattr(servicer, m.name)) for m in service.methods}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
     server.add_registered_method_handlers(service.full_name, handlers)
     return service.full_name
 
 
-def _unary_handler(method: MethodDescriptor, implementation: Callable[[Any, grpc.ServicerContext], Any]
-                   ) -> grpc.RpcMethodHandler:
+def _method_handler(method: MethodDescriptor, implementation: Callable[[Any, grpc.ServicerContext], Any]
+                    ) -> grpc.RpcMethodHandler:
     if method.client_streaming:
         raise ValueError(f"{method.full_name}: client-streaming methods are not supported by add_service")
     request_type = message_factory.GetMessageClass(method.input_type)
