@@ -25,6 +25,7 @@ class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUTCOME_UNSPECIFIED: _ClassVar[Outcome]
     OUTCOME_RESOLVED: _ClassVar[Outcome]
     OUTCOME_NOT_RESOLVED: _ClassVar[Outcome]
+    OUTCOME_MADE_WORSE: _ClassVar[Outcome]
 
 class IncidentState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -39,6 +40,17 @@ class IncidentEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INCIDENT_EVENT_KIND_OPENED: _ClassVar[IncidentEventKind]
     INCIDENT_EVENT_KIND_UPDATED: _ClassVar[IncidentEventKind]
     INCIDENT_EVENT_KIND_RESOLVED: _ClassVar[IncidentEventKind]
+    INCIDENT_EVENT_KIND_REMEDIATION: _ClassVar[IncidentEventKind]
+
+class RemediationStepKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REMEDIATION_STEP_KIND_UNSPECIFIED: _ClassVar[RemediationStepKind]
+    REMEDIATION_STEP_KIND_PROPOSED: _ClassVar[RemediationStepKind]
+    REMEDIATION_STEP_KIND_APPROVED: _ClassVar[RemediationStepKind]
+    REMEDIATION_STEP_KIND_DENIED: _ClassVar[RemediationStepKind]
+    REMEDIATION_STEP_KIND_EXPIRED: _ClassVar[RemediationStepKind]
+    REMEDIATION_STEP_KIND_EXECUTED: _ClassVar[RemediationStepKind]
+    REMEDIATION_STEP_KIND_OUTCOME: _ClassVar[RemediationStepKind]
 REMEDIATION_ACTION_UNSPECIFIED: RemediationAction
 REMEDIATION_ACTION_ROLLBACK: RemediationAction
 REMEDIATION_ACTION_RESTART: RemediationAction
@@ -49,6 +61,7 @@ REMEDIATION_ACTION_NONE: RemediationAction
 OUTCOME_UNSPECIFIED: Outcome
 OUTCOME_RESOLVED: Outcome
 OUTCOME_NOT_RESOLVED: Outcome
+OUTCOME_MADE_WORSE: Outcome
 INCIDENT_STATE_UNSPECIFIED: IncidentState
 INCIDENT_STATE_OPEN: IncidentState
 INCIDENT_STATE_RESOLVED: IncidentState
@@ -57,22 +70,32 @@ INCIDENT_EVENT_KIND_UNSPECIFIED: IncidentEventKind
 INCIDENT_EVENT_KIND_OPENED: IncidentEventKind
 INCIDENT_EVENT_KIND_UPDATED: IncidentEventKind
 INCIDENT_EVENT_KIND_RESOLVED: IncidentEventKind
+INCIDENT_EVENT_KIND_REMEDIATION: IncidentEventKind
+REMEDIATION_STEP_KIND_UNSPECIFIED: RemediationStepKind
+REMEDIATION_STEP_KIND_PROPOSED: RemediationStepKind
+REMEDIATION_STEP_KIND_APPROVED: RemediationStepKind
+REMEDIATION_STEP_KIND_DENIED: RemediationStepKind
+REMEDIATION_STEP_KIND_EXPIRED: RemediationStepKind
+REMEDIATION_STEP_KIND_EXECUTED: RemediationStepKind
+REMEDIATION_STEP_KIND_OUTCOME: RemediationStepKind
 
 class RankCausesRequest(_message.Message):
-    __slots__ = ("start", "end", "top_k", "symptoms", "baseline_start", "baseline_end")
+    __slots__ = ("start", "end", "top_k", "symptoms", "baseline_start", "baseline_end", "remediation")
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     SYMPTOMS_FIELD_NUMBER: _ClassVar[int]
     BASELINE_START_FIELD_NUMBER: _ClassVar[int]
     BASELINE_END_FIELD_NUMBER: _ClassVar[int]
+    REMEDIATION_FIELD_NUMBER: _ClassVar[int]
     start: _timestamp_pb2.Timestamp
     end: _timestamp_pb2.Timestamp
     top_k: int
     symptoms: _containers.RepeatedScalarFieldContainer[str]
     baseline_start: _timestamp_pb2.Timestamp
     baseline_end: _timestamp_pb2.Timestamp
-    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., top_k: _Optional[int] = ..., symptoms: _Optional[_Iterable[str]] = ..., baseline_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., baseline_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    remediation: _containers.RepeatedCompositeFieldContainer[RemediationStep]
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., top_k: _Optional[int] = ..., symptoms: _Optional[_Iterable[str]] = ..., baseline_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., baseline_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., remediation: _Optional[_Iterable[_Union[RemediationStep, _Mapping]]] = ...) -> None: ...
 
 class Evidence(_message.Message):
     __slots__ = ("entity", "signal", "observed", "baseline", "score", "text")
@@ -396,7 +419,7 @@ class Symptom(_message.Message):
     def __init__(self, entity: _Optional[str] = ..., signal: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class IncidentEvent(_message.Message):
-    __slots__ = ("seq", "kind", "incident_id", "state", "ranking", "symptoms", "new_symptoms", "bucket", "opened", "resolved", "top_cause_changed", "committed")
+    __slots__ = ("seq", "kind", "incident_id", "state", "ranking", "symptoms", "new_symptoms", "bucket", "opened", "resolved", "top_cause_changed", "committed", "remediation")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -409,6 +432,7 @@ class IncidentEvent(_message.Message):
     RESOLVED_FIELD_NUMBER: _ClassVar[int]
     TOP_CAUSE_CHANGED_FIELD_NUMBER: _ClassVar[int]
     COMMITTED_FIELD_NUMBER: _ClassVar[int]
+    REMEDIATION_FIELD_NUMBER: _ClassVar[int]
     seq: int
     kind: IncidentEventKind
     incident_id: str
@@ -421,7 +445,8 @@ class IncidentEvent(_message.Message):
     resolved: _timestamp_pb2.Timestamp
     top_cause_changed: bool
     committed: _timestamp_pb2.Timestamp
-    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[_Union[IncidentEventKind, str]] = ..., incident_id: _Optional[str] = ..., state: _Optional[_Union[IncidentState, str]] = ..., ranking: _Optional[_Union[RankCausesResponse, _Mapping]] = ..., symptoms: _Optional[_Iterable[_Union[Symptom, _Mapping]]] = ..., new_symptoms: _Optional[_Iterable[str]] = ..., bucket: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., opened: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., top_cause_changed: _Optional[bool] = ..., committed: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    remediation: RemediationStep
+    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[_Union[IncidentEventKind, str]] = ..., incident_id: _Optional[str] = ..., state: _Optional[_Union[IncidentState, str]] = ..., ranking: _Optional[_Union[RankCausesResponse, _Mapping]] = ..., symptoms: _Optional[_Iterable[_Union[Symptom, _Mapping]]] = ..., new_symptoms: _Optional[_Iterable[str]] = ..., bucket: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., opened: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., top_cause_changed: _Optional[bool] = ..., committed: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., remediation: _Optional[_Union[RemediationStep, _Mapping]] = ...) -> None: ...
 
 class WatchIncidentsResponse(_message.Message):
     __slots__ = ("event",)
@@ -464,3 +489,47 @@ class ListIncidentsResponse(_message.Message):
     INCIDENTS_FIELD_NUMBER: _ClassVar[int]
     incidents: _containers.RepeatedCompositeFieldContainer[IncidentSummary]
     def __init__(self, incidents: _Optional[_Iterable[_Union[IncidentSummary, _Mapping]]] = ...) -> None: ...
+
+class RemediationStep(_message.Message):
+    __slots__ = ("step_id", "incident_id", "proposal_id", "kind", "action", "target", "actor", "exit_status", "dry_run", "outcome", "detail", "policy_version", "at")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    EXIT_STATUS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    incident_id: str
+    proposal_id: str
+    kind: RemediationStepKind
+    action: RemediationAction
+    target: str
+    actor: str
+    exit_status: int
+    dry_run: bool
+    outcome: Outcome
+    detail: str
+    policy_version: str
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, step_id: _Optional[str] = ..., incident_id: _Optional[str] = ..., proposal_id: _Optional[str] = ..., kind: _Optional[_Union[RemediationStepKind, str]] = ..., action: _Optional[_Union[RemediationAction, str]] = ..., target: _Optional[str] = ..., actor: _Optional[str] = ..., exit_status: _Optional[int] = ..., dry_run: _Optional[bool] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., detail: _Optional[str] = ..., policy_version: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecordRemediationStepRequest(_message.Message):
+    __slots__ = ("step",)
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    step: RemediationStep
+    def __init__(self, step: _Optional[_Union[RemediationStep, _Mapping]] = ...) -> None: ...
+
+class RecordRemediationStepResponse(_message.Message):
+    __slots__ = ("step_id", "created")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    created: bool
+    def __init__(self, step_id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...

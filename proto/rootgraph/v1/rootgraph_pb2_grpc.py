@@ -76,6 +76,11 @@ class RootCauseStub:
                 request_serializer=rootgraph_dot_v1_dot_rootgraph__pb2.ListIncidentsRequest.SerializeToString,
                 response_deserializer=rootgraph_dot_v1_dot_rootgraph__pb2.ListIncidentsResponse.FromString,
                 _registered_method=True)
+        self.RecordRemediationStep = channel.unary_unary(
+                '/rootgraph.v1.RootCause/RecordRemediationStep',
+                request_serializer=rootgraph_dot_v1_dot_rootgraph__pb2.RecordRemediationStepRequest.SerializeToString,
+                response_deserializer=rootgraph_dot_v1_dot_rootgraph__pb2.RecordRemediationStepResponse.FromString,
+                _registered_method=True)
 
 
 class RootCauseServicer:
@@ -142,6 +147,18 @@ class RootCauseServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordRemediationStep(self, request, context):
+        """Record one step of acting on an incident (proposed, approved, denied, expired,
+        executed, outcome), idempotent on step_id. The server keeps each proposal's steps in
+        order: one decision per proposal, execution only after an approval, an outcome only
+        after an execution (FAILED_PRECONDITION otherwise). Each new step is also a
+        WatchIncidents event (kind REMEDIATION), so a decision taken anywhere (chat, CLI)
+        reaches the client waiting for it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RootCauseServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -184,6 +201,11 @@ def add_RootCauseServicer_to_server(servicer, server):
                     servicer.ListIncidents,
                     request_deserializer=rootgraph_dot_v1_dot_rootgraph__pb2.ListIncidentsRequest.FromString,
                     response_serializer=rootgraph_dot_v1_dot_rootgraph__pb2.ListIncidentsResponse.SerializeToString,
+            ),
+            'RecordRemediationStep': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordRemediationStep,
+                    request_deserializer=rootgraph_dot_v1_dot_rootgraph__pb2.RecordRemediationStepRequest.FromString,
+                    response_serializer=rootgraph_dot_v1_dot_rootgraph__pb2.RecordRemediationStepResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -404,6 +426,33 @@ class RootCause:
             '/rootgraph.v1.RootCause/ListIncidents',
             rootgraph_dot_v1_dot_rootgraph__pb2.ListIncidentsRequest.SerializeToString,
             rootgraph_dot_v1_dot_rootgraph__pb2.ListIncidentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordRemediationStep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rootgraph.v1.RootCause/RecordRemediationStep',
+            rootgraph_dot_v1_dot_rootgraph__pb2.RecordRemediationStepRequest.SerializeToString,
+            rootgraph_dot_v1_dot_rootgraph__pb2.RecordRemediationStepResponse.FromString,
             options,
             channel_credentials,
             insecure,
