@@ -48,7 +48,7 @@ KNOWN_LABELS = {"Entity", "Service", "Database", "Queue", "External", "User", "I
                 "K8sNode", "Pod", "ServiceBucket", "EdgeBucket", "Deployment", "Incident",
                 "Feedback", "IngestBatch", "ModelVersion", "BucketStamp",
                 "LogBucket", "LogTemplate", "LogMinerState", "MetricBucket",
-                "IncidentEvent", "IncidentEventSequence", "DetectorLease", "Alert"}
+                "IncidentEvent", "IncidentEventSequence", "DetectorLease", "Alert", "RemediationStep"}
 
 
 def _scalar(store: GraphAdmin, query: str, **params: object) -> object:
