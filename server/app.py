@@ -173,6 +173,8 @@ class App:
                                       RootCauseServicer(self.reader, self.incidents, self.ranker, self.whatif,
                                                         deployments=self.writer, events=self.events,
                                                         remediation=self.remediation,
+                                                        # half the threads: watchers never starve unary calls
+                                                        max_watch_streams=max(1, max_workers // 2),
                                                         bucket_seconds=settings.bucket_seconds)))
         if ingest:
             hosted.append(add_service(self._grpc, trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"],

@@ -33,7 +33,7 @@ from rootgraph.server.convert import (
     floor_to_bucket, rank_query, ranking_to_proto, step_event_payload, step_from_request, step_to_proto, ts,
     ts_seconds, validate_entity_name,
 )
-from rootgraph.server.errors import InvalidRequest, classify, grpc_errors
+from rootgraph.server.errors import InvalidRequest, Overloaded, classify, grpc_errors
 from rootgraph.v1 import rootgraph_pb2 as pb
 from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
 
@@ -116,11 +116,13 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
                  deployments: DeploymentRecorder, events: "IncidentEvents | None" = None,
                  remediation: RemediationSteps | None = None,
                  bucket_seconds: int = 60, clock: Callable[[], float] = time.time,
-                 watch_poll_s: float = WATCH_POLL_S) -> None:
+                 watch_poll_s: float = WATCH_POLL_S, max_watch_streams: int = 8) -> None:
         self._graph = graph
         self._events = events
         self._remediation = remediation
         self._watch_poll_s = watch_poll_s
+        self._max_watch = max_watch_streams
+        self._watch_slots = threading.BoundedSemaphore(max_watch_streams)
         self._deployments = deployments
         self._incidents = incidents
         self._ranker = ranker
@@ -262,11 +264,18 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
         Events are read back from Neo4j in ``seq`` order (``graph/incident_events.py``:
         a seq seen means every earlier one is committed), so a client resuming with the
         last seq it received gets every later event exactly once, whichever replica
-        wrote them. One stream holds one server worker thread while open.
+        wrote them. One stream holds one server worker thread while open, so at most
+        ``max_watch_streams`` are served at once (UNAVAILABLE beyond, retryable): watchers
+        can never take every thread from the unary calls.
         """
+        held = False
         try:
             if self._events is None:
                 raise InvalidRequest("WatchIncidents", "this server keeps no incident events")
+            held = self._watch_slots.acquire(blocking=False)
+            if not held:
+                raise Overloaded(f"WatchIncidents: {self._max_watch} streams are open, the most this server "
+                                 "serves at once (each holds a server thread); retry later or use ListIncidents")
             cursor = self._events.last_seq() if request.only_new else int(request.after_seq)
             wake = threading.Event()
             context.add_callback(wake.set)  # a cancelled or closed stream ends the wait at once
@@ -285,6 +294,9 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
                 raise
             c = classify(exc)
             context.abort(c.code, c.message)
+        finally:
+            if held:
+                self._watch_slots.release()
 
     @grpc_errors
     def ListIncidents(self, request: pb.ListIncidentsRequest, context: grpc.ServicerContext) -> pb.ListIncidentsResponse:  # noqa: N802,E501
