@@ -18,3 +18,7 @@ MATCH p = (:Entity)-[:CALLS*1..6]->(:Entity {id: 'db:mongodb/orders'}) RETURN p
 // Deployments in the last hour
 MATCH p = (d:Deployment)-[:OF]->(:Entity)
 WHERE d.at > timestamp() - 3600 * 1000 RETURN p
+
+// What was done about incidents: proposed, decided by whom, executed, outcome
+MATCH (s:RemediationStep) WITH s ORDER BY s.at DESC LIMIT 30
+MATCH p = (s)-[:STEP_OF|TARGETS]->() RETURN p

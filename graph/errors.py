@@ -6,7 +6,7 @@ below ``server/`` knows about status codes.
 
 from __future__ import annotations
 
-__all__ = ["GraphError", "StoreUnavailable", "NotFound", "Conflict"]
+__all__ = ["GraphError", "StoreUnavailable", "NotFound", "Conflict", "FailedPrecondition"]
 
 
 class GraphError(Exception):
@@ -31,3 +31,8 @@ class NotFound(GraphError, LookupError):
 
 class Conflict(GraphError):
     """A write contradicts what is stored (e.g. a reused idempotency key)."""
+
+
+class FailedPrecondition(GraphError):
+    """A valid request the stored state does not allow yet or any more (e.g. executing a
+    remediation nobody approved, deciding one twice): retrying unchanged will not help."""

@@ -28,7 +28,7 @@ from neo4j import ManagedTransaction
 
 from rootgraph.graph.incidents import CAUSE_EDGES, IncidentRecord, cause_edge_params
 
-__all__ = ["DetectorLease", "IncidentEvent", "IncidentEventLog", "IncidentState", "LeaseLost", "LEASE_NAME"]
+__all__ = ["APPEND_EVENT", "DetectorLease", "IncidentEvent", "IncidentEventLog", "IncidentState", "LeaseLost", "LEASE_NAME"]
 
 LEASE_NAME = "detector"
 
@@ -65,7 +65,9 @@ CALL (i) {
 """ + CAUSE_EDGES + """RETURN i.id
 """
 
-_APPEND = """
+#: Append one event under the next seq of the one counter (module doc). Shared by the
+#: detector's incident writes and the remediation steps (``graph/remediation.py``).
+APPEND_EVENT = """
 MERGE (c:IncidentEventSequence {name: 'incidents'})
 SET c._lock = true
 REMOVE c._lock
@@ -174,7 +176,7 @@ class IncidentEventLog:
             tx.run("MATCH (l:DetectorLease {name: $name}) SET l.position = $p", name=lease.name, p=position).consume()
             if event is None:
                 return None
-            return tx.run(_APPEND, incident=rec.id, kind=event[0], payload=event[1]).single()["seq"]
+            return tx.run(APPEND_EVENT, incident=rec.id, kind=event[0], payload=event[1]).single()["seq"]
 
         return self._write(work)
 

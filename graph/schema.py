@@ -16,6 +16,8 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
     "CREATE CONSTRAINT deployment_id IF NOT EXISTS FOR (d:Deployment) REQUIRE d.id IS UNIQUE",
     "CREATE CONSTRAINT incident_id IF NOT EXISTS FOR (i:Incident) REQUIRE i.id IS UNIQUE",
     "CREATE CONSTRAINT feedback_id IF NOT EXISTS FOR (f:Feedback) REQUIRE f.id IS UNIQUE",
+    "CREATE CONSTRAINT remediation_step_id IF NOT EXISTS FOR (s:RemediationStep) REQUIRE s.id IS UNIQUE",
+    "CREATE INDEX remediation_step_proposal IF NOT EXISTS FOR (s:RemediationStep) ON (s.proposal)",
     "CREATE CONSTRAINT batch_id IF NOT EXISTS FOR (b:IngestBatch) REQUIRE b.id IS UNIQUE",
     "CREATE CONSTRAINT model_version IF NOT EXISTS FOR (m:ModelVersion) REQUIRE m.version IS UNIQUE",
     "CREATE CONSTRAINT service_bucket IF NOT EXISTS "

@@ -63,7 +63,8 @@ logging.getLogger("pgmpy").setLevel(logging.ERROR)
 
 #: feedback actions that map onto a suggested action kind
 LEARNABLE_ACTIONS = ("rollback", "restart", "scale", "failover")
-OUTCOMES = ("resolved", "not_resolved")
+#: made_worse is learned as not resolved (the action did not resolve the cause)
+OUTCOMES = ("resolved", "not_resolved", "made_worse")
 
 
 @dataclass(frozen=True, slots=True)

@@ -225,11 +225,16 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def cmd_incident(args: argparse.Namespace) -> int:
-    from rootgraph.client import ranking_from_proto
+    from rootgraph.client import RemediationStep, ranking_from_proto
+    from rootgraph.render import step_line
 
     with _client(args) as rg:
         inc = rg.get_incident(args.incident)
     render_ranking(ranking_from_proto(inc.ranking), console, as_json=args.json, wide=args.wide)
+    if inc.remediation and not args.json:
+        console.print("remediation:")
+        for s in inc.remediation:
+            console.print(f"  {step_line(RemediationStep.from_proto(s))}", overflow="fold")
     return 0
 
 

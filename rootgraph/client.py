@@ -25,13 +25,56 @@ from rootgraph.v1 import rootgraph_pb2_grpc as pb_grpc
 
 __all__ = [
     "Action", "ActionKind", "BlastRadius", "Cause", "Deployment", "EvidenceItem", "FaultKind", "Impact", "Ranking",
-    "IncidentEvent", "IncidentSummary", "RootGraphClient", "ServiceGraph", "ranking_from_proto",
+    "IncidentEvent", "IncidentSummary", "RemediationStep", "RootGraphClient", "ServiceGraph", "ranking_from_proto",
 ]
 
 _STATE_NAMES = {pb.INCIDENT_STATE_OPEN: "open", pb.INCIDENT_STATE_RESOLVED: "resolved",
                 pb.INCIDENT_STATE_ANSWERED: "answered"}
 _KIND_NAMES = {pb.INCIDENT_EVENT_KIND_OPENED: "opened", pb.INCIDENT_EVENT_KIND_UPDATED: "updated",
-               pb.INCIDENT_EVENT_KIND_RESOLVED: "resolved"}
+               pb.INCIDENT_EVENT_KIND_RESOLVED: "resolved", pb.INCIDENT_EVENT_KIND_REMEDIATION: "remediation"}
+
+
+def _enum_name(prefix: str, value: int, enum) -> str:  # noqa: ANN001 - a protobuf enum wrapper
+    return enum.Name(value).removeprefix(prefix).lower()
+
+
+@dataclass(frozen=True)
+class RemediationStep:
+    """One step of acting on an incident (``RecordRemediationStep``; the proto says which
+    kinds may follow which). Names are the proto's enum names in lower case: kind is
+    proposed | approved | denied | expired | executed | outcome, action rollback | restart
+    | scale | failover | other | none | unspecified, outcome resolved | not_resolved |
+    made_worse | unspecified. ``at_s`` is set by the server (0 on a step being sent)."""
+
+    step_id: str
+    incident_id: str
+    kind: str
+    proposal_id: str = ""
+    action: str = "unspecified"
+    target: str = ""
+    actor: str = ""
+    exit_status: int = 0
+    dry_run: bool = False
+    outcome: str = "unspecified"
+    detail: str = ""
+    policy_version: str = ""
+    at_s: float = 0.0
+
+    def to_proto(self) -> pb.RemediationStep:
+        return pb.RemediationStep(
+            step_id=self.step_id, incident_id=self.incident_id, proposal_id=self.proposal_id,
+            kind=pb.RemediationStepKind.Value(f"REMEDIATION_STEP_KIND_{self.kind.upper()}"),
+            action=pb.RemediationAction.Value(f"REMEDIATION_ACTION_{self.action.upper()}"),
+            target=self.target, actor=self.actor, exit_status=self.exit_status, dry_run=self.dry_run,
+            outcome=pb.Outcome.Value(f"OUTCOME_{self.outcome.upper()}"), detail=self.detail,
+            policy_version=self.policy_version)
+
+    @classmethod
+    def from_proto(cls, s: pb.RemediationStep) -> "RemediationStep":
+        return cls(s.step_id, s.incident_id, _enum_name("REMEDIATION_STEP_KIND_", s.kind, pb.RemediationStepKind),
+                   s.proposal_id, _enum_name("REMEDIATION_ACTION_", s.action, pb.RemediationAction), s.target,
+                   s.actor, s.exit_status, s.dry_run, _enum_name("OUTCOME_", s.outcome, pb.Outcome), s.detail,
+                   s.policy_version, _sec(s.at) if s.HasField("at") else 0.0)
 
 
 @dataclass(frozen=True)
@@ -39,7 +82,7 @@ class IncidentEvent:
     """One ``WatchIncidents`` event; resume a watch with ``after_seq=event.seq``."""
 
     seq: int
-    kind: str                       # opened | updated | resolved
+    kind: str                       # opened | updated | resolved | remediation
     incident_id: str
     state: str                      # open | resolved
     ranking: Ranking
@@ -50,6 +93,8 @@ class IncidentEvent:
     resolved_s: float | None
     top_cause_changed: bool
     committed_s: float
+    #: kind "remediation": the step recorded (the event carries no ranking then)
+    remediation: RemediationStep | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +236,17 @@ class RootGraphClient:
         return self._stub.GetIncident(pb.GetIncidentRequest(incident_id=incident_id),
                                       timeout=self._timeout, metadata=self._metadata)
 
+    def record_remediation_step(self, step: RemediationStep) -> bool:
+        """Record one remediation step; False when its step_id was recorded before.
+        Out of order (e.g. executing an unapproved proposal) raises grpc.RpcError with
+        FAILED_PRECONDITION; an unknown incident or proposal NOT_FOUND."""
+        req = pb.RecordRemediationStepRequest(step=step.to_proto())
+        return self._stub.RecordRemediationStep(req, timeout=self._timeout, metadata=self._metadata).created
+
+    def remediation_steps(self, incident_id: str) -> list[RemediationStep]:
+        """The incident's recorded steps, in the order recorded (from GetIncident)."""
+        return [RemediationStep.from_proto(s) for s in self.get_incident(incident_id).remediation]
+
     def service_graph(self) -> ServiceGraph:
         r = self._stub.GetServiceGraph(pb.GetServiceGraphRequest(), timeout=self._timeout,
                                        metadata=self._metadata)
@@ -226,6 +282,7 @@ class RootGraphClient:
                     e.seq, _KIND_NAMES.get(e.kind, ""), e.incident_id, _STATE_NAMES.get(e.state, ""),
                     ranking_from_proto(e.ranking), tuple((s.entity, s.signal, s.detail) for s in e.symptoms),
                     tuple(e.new_symptoms), _sec(e.bucket), _sec(e.opened),
-                    _sec(e.resolved) if e.HasField("resolved") else None, e.top_cause_changed, _sec(e.committed))
+                    _sec(e.resolved) if e.HasField("resolved") else None, e.top_cause_changed, _sec(e.committed),
+                    RemediationStep.from_proto(e.remediation) if e.HasField("remediation") else None)
         finally:
             stream.cancel()

@@ -199,7 +199,26 @@ def render_incidents(rows: Sequence, console: Console, *, as_json: bool = False)
     console.print(table)
 
 
+def step_json(s) -> dict:  # noqa: ANN001 - client.RemediationStep
+    return {"step_id": s.step_id, "proposal_id": s.proposal_id, "kind": s.kind, "action": s.action,
+            "target": s.target, "actor": s.actor, "exit_status": s.exit_status, "dry_run": s.dry_run,
+            "outcome": s.outcome, "policy_version": s.policy_version, "detail": s.detail, "at": s.at_s}
+
+
+def step_line(s) -> str:  # noqa: ANN001 - client.RemediationStep
+    """One remediation step in words: "approved rollback shop/cart by alice"."""
+    what = f"{s.kind} {s.action} {s.target}".rstrip()
+    who = f" by {s.actor}" if s.actor else ""
+    if s.kind == "executed":
+        what += " (dry run)" if s.dry_run else f" (exit {s.exit_status})"
+    if s.kind == "outcome":
+        what += f": {s.outcome}"
+    return what + who + (f" [{s.policy_version}]" if s.policy_version else "")
+
+
 def event_json(e) -> dict:  # noqa: ANN001 - client.IncidentEvent
+    if e.remediation is not None:
+        return {"seq": e.seq, "kind": e.kind, "incident_id": e.incident_id, "remediation": step_json(e.remediation)}
     return {"seq": e.seq, "kind": e.kind, "incident_id": e.incident_id, "state": e.state,
             "bucket": e.bucket_s, "opened": e.opened_s, "resolved": e.resolved_s,
             "top_cause_changed": e.top_cause_changed, "new_symptoms": list(e.new_symptoms),
@@ -211,6 +230,10 @@ def render_event(e, console: Console, *, as_json: bool = False) -> None:  # noqa
     """``rootgraph watch``: one JSON line per event, or two short lines (80 columns)."""
     if as_json:
         console.out(json.dumps(event_json(e)), highlight=False)
+        return
+    if e.remediation is not None:
+        console.print(f"[bold]#{e.seq} {'step':8s}[/bold] {_when(e.remediation.at_s)} {e.incident_id}", overflow="fold")
+        console.print(f"    {step_line(e.remediation)}", overflow="fold")
         return
     top = e.ranking.causes[0] if e.ranking.causes and not e.ranking.no_clear_cause else None
     cause = f"{top.entity} {top.probability:.0%}" if top else "no clear cause"

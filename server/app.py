@@ -38,6 +38,7 @@ from rootgraph.config import Settings
 from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.alerts import AlertStore
 from rootgraph.graph.incident_events import IncidentEventLog
+from rootgraph.graph.remediation import RemediationLog
 from rootgraph.graph.incidents import IncidentStore
 from rootgraph.graph.records import GraphDelta
 from rootgraph.graph.model_versions import ModelStore
@@ -134,6 +135,7 @@ class App:
         self.reader = WindowReader(driver, db, cache_buckets=settings.window_cache_buckets)
         self.incidents = IncidentStore(driver, db)
         self.events = IncidentEventLog(driver, db)
+        self.remediation = RemediationLog(driver, db)
         self.alerts = AlertStore(driver, db)
         self._sink = _TimedSink(self.writer)
         # the log template miner resumes from its snapshot in the graph (ingest/templates.py)
@@ -170,6 +172,7 @@ class App:
             hosted.append(add_service(self._grpc, rootgraph_pb2.DESCRIPTOR.services_by_name["RootCause"],
                                       RootCauseServicer(self.reader, self.incidents, self.ranker, self.whatif,
                                                         deployments=self.writer, events=self.events,
+                                                        remediation=self.remediation,
                                                         bucket_seconds=settings.bucket_seconds)))
         if ingest:
             hosted.append(add_service(self._grpc, trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"],

@@ -2,7 +2,8 @@
 
 Both are off by default because the server binds to loopback; turn them on before
 binding anything else. With ``ROOTGRAPH_TOKEN`` (or ``ROOTGRAPH_TOKEN_FILE``) set,
-every mutating RPC — ``RecordDeployment``, ``SubmitFeedback`` and the OTLP ``Export`` —
+every mutating RPC — ``RecordDeployment``, ``SubmitFeedback``, ``RecordRemediationStep``
+and the OTLP ``Export`` —
 needs ``authorization: Bearer <token>`` metadata; without it, or with a wrong token,
 the call is refused with UNAUTHENTICATED before any handler runs (so it changes
 nothing). Read-only RPCs, health and reflection stay open.
@@ -21,6 +22,8 @@ __all__ = ["MUTATING_METHODS", "TokenAuthInterceptor", "server_credentials", "to
 MUTATING_METHODS = frozenset({
     "/rootgraph.v1.RootCause/RecordDeployment",
     "/rootgraph.v1.RootCause/SubmitFeedback",
+    # an approval recorded here makes a remediation client run a command
+    "/rootgraph.v1.RootCause/RecordRemediationStep",
     "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
     "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
     "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",

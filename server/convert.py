@@ -15,6 +15,7 @@ from typing import Callable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from rootgraph.graph.records import Deployment, Window
+from rootgraph.graph.remediation import StepRecord
 from rootgraph.inference.faults import FaultKind, fault_kind_name, parse_fault_kind
 from rootgraph.results import BlastRadius, Cause, Ranking
 from rootgraph.server.errors import InvalidRequest
@@ -196,3 +197,73 @@ def blast_to_proto(b: BlastRadius, model_version: str) -> pb.BlastRadiusResponse
                            path=pb.Path(entities=list(i.path)), traffic_share=i.traffic_share)
                  for i in b.impacts],
     )
+
+
+#: Longest RemediationStep.detail stored (the proposal's evidence, an output tail).
+MAX_STEP_DETAIL = 16 * 1024
+_STEP_KINDS = {v: k.removeprefix("REMEDIATION_STEP_KIND_").lower() for k, v in pb.RemediationStepKind.items()
+               if v != pb.REMEDIATION_STEP_KIND_UNSPECIFIED}
+_STEP_KIND_IDS = {v: k for k, v in _STEP_KINDS.items()}
+ACTIONS = {v: k.removeprefix("REMEDIATION_ACTION_").lower() for k, v in pb.RemediationAction.items()}
+OUTCOMES = {v: k.removeprefix("OUTCOME_").lower() for k, v in pb.Outcome.items()}
+
+
+def step_from_request(req: pb.RecordRemediationStepRequest, now: float) -> StepRecord:
+    """A validated step (``at`` = ``now``): ids present and printable, the kind and enums
+    known, an OUTCOME step with an outcome, detail bounded. The order of a proposal's
+    steps is checked by the store, which sees the other steps."""
+    s = req.step
+    validate_entity_name(s.step_id, "step.step_id")
+    validate_entity_name(s.incident_id, "step.incident_id")
+    if s.kind not in _STEP_KINDS:
+        raise InvalidRequest("step.kind", "required: one of " + ", ".join(
+            k for k in pb.RemediationStepKind.keys() if not k.endswith("UNSPECIFIED")))
+    kind = _STEP_KINDS[s.kind]
+    proposal = s.proposal_id
+    if kind == "proposed":
+        if proposal and proposal != s.step_id:
+            raise InvalidRequest("step.proposal_id", "a PROPOSED step opens its own proposal: "
+                                                     "leave it empty or equal to step_id")
+        proposal = s.step_id
+    else:
+        validate_entity_name(proposal, "step.proposal_id")
+    if s.action not in ACTIONS:
+        raise InvalidRequest("step.action", f"unknown value {s.action}")
+    if s.outcome not in OUTCOMES:
+        raise InvalidRequest("step.outcome", f"unknown value {s.outcome}")
+    if kind == "outcome" and s.outcome == pb.OUTCOME_UNSPECIFIED:
+        raise InvalidRequest("step.outcome", "an OUTCOME step needs an outcome")
+    if kind != "outcome" and s.outcome != pb.OUTCOME_UNSPECIFIED:
+        raise InvalidRequest("step.outcome", f"only OUTCOME steps carry an outcome (this is {kind})")
+    if kind == "proposed" and s.action == pb.REMEDIATION_ACTION_UNSPECIFIED:
+        raise InvalidRequest("step.action", "a PROPOSED step names its action")
+    if s.target:
+        validate_entity_name(s.target, "step.target")
+    for field, limit in (("actor", 512), ("policy_version", 512), ("detail", MAX_STEP_DETAIL)):
+        if len(getattr(s, field)) > limit:
+            raise InvalidRequest(f"step.{field}", f"longer than {limit} characters")
+    if s.HasField("at"):
+        raise InvalidRequest("step.at", "set by the server (when the step was recorded); leave it unset")
+    return StepRecord(
+        id=s.step_id, incident_id=s.incident_id, proposal_id=proposal, kind=kind,
+        action=ACTIONS[s.action], target=s.target, actor=s.actor, exit_status=s.exit_status,
+        dry_run=s.dry_run, outcome=OUTCOMES[s.outcome], detail=s.detail,
+        policy_version=s.policy_version, at_ms=int(now * 1000),
+    )
+
+
+def step_to_proto(s: StepRecord) -> pb.RemediationStep:
+    action_ids = {v: k for k, v in ACTIONS.items()}
+    outcome_ids = {v: k for k, v in OUTCOMES.items()}
+    return pb.RemediationStep(
+        step_id=s.id, incident_id=s.incident_id, proposal_id=s.proposal_id, kind=_STEP_KIND_IDS[s.kind],
+        action=action_ids.get(s.action, 0), target=s.target, actor=s.actor, exit_status=s.exit_status,
+        dry_run=s.dry_run, outcome=outcome_ids.get(s.outcome, 0), detail=s.detail,
+        policy_version=s.policy_version, at=ts(s.at_ms / 1000),
+    )
+
+
+def step_event_payload(s: StepRecord) -> bytes:
+    """The WatchIncidents event of a new step (seq and committed are set when read back)."""
+    return pb.IncidentEvent(kind=pb.INCIDENT_EVENT_KIND_REMEDIATION, incident_id=s.incident_id,
+                            remediation=step_to_proto(s)).SerializeToString()

@@ -17,7 +17,7 @@ from typing import Any, Callable, TypeVar
 
 import grpc
 
-from rootgraph.graph.errors import Conflict, NotFound, StoreUnavailable
+from rootgraph.graph.errors import Conflict, FailedPrecondition, NotFound, StoreUnavailable
 from rootgraph.inference.errors import InvalidArgument as InferenceInvalidArgument
 from rootgraph.inference.errors import NoTrafficInWindow, UnknownEntity
 
@@ -101,6 +101,7 @@ def _statuses() -> dict[type[BaseException], _Status]:
         # OUT_OF_RANGE to FAILED_PRECONDITION for exactly that (status codes doc).
         NoTrafficInWindow: _Status(grpc.StatusCode.OUT_OF_RANGE, 400),
         Conflict: _Status(grpc.StatusCode.ALREADY_EXISTS, 409),
+        FailedPrecondition: _Status(grpc.StatusCode.FAILED_PRECONDITION, 409),
         PayloadTooLarge: _Status(grpc.StatusCode.RESOURCE_EXHAUSTED, 413),
         # ingest's sink failures are this type too (ingest/sink.py)
         StoreUnavailable: _Status(grpc.StatusCode.UNAVAILABLE, 503, fallback="storage unavailable"),

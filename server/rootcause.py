@@ -23,13 +23,15 @@ from rootgraph.graph.errors import NotFound
 from rootgraph.graph.incident_events import IncidentEvent
 from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord
 from rootgraph.graph.records import Deployment, Window, WindowData, window_json
+from rootgraph.graph.remediation import StepRecord
 from rootgraph.graph.window_source import WindowSource
 from rootgraph.inference.blast import check_fault_size
 from rootgraph.inference.errors import NoTrafficInWindow
 from rootgraph.results import BlastRadius, FaultKind, Ranking
 from rootgraph.server.convert import (
-    blast_to_proto, ceil_to_bucket, deployment_from_request, fault_kind_from_request, floor_to_bucket, rank_query,
-    ranking_to_proto, ts, ts_seconds, validate_entity_name,
+    ACTIONS, OUTCOMES, blast_to_proto, ceil_to_bucket, deployment_from_request, fault_kind_from_request,
+    floor_to_bucket, rank_query, ranking_to_proto, step_event_payload, step_from_request, step_to_proto, ts,
+    ts_seconds, validate_entity_name,
 )
 from rootgraph.server.errors import InvalidRequest, classify, grpc_errors
 from rootgraph.v1 import rootgraph_pb2 as pb
@@ -52,9 +54,6 @@ _STATE_IDS = {v: k for k, v in _STATES.items() if v}
 #: Traffic shares for what-if queries come from this much history before ``at``.
 BLAST_HISTORY_S = 3600
 
-_ACTIONS = {v: k.removeprefix("REMEDIATION_ACTION_").lower()
-            for k, v in pb.RemediationAction.items()}
-_OUTCOMES = {v: k.removeprefix("OUTCOME_").lower() for k, v in pb.Outcome.items()}
 
 
 class Ranker(Protocol):
@@ -87,6 +86,14 @@ class IncidentEvents(Protocol):
                        limit: int = 100) -> list[tuple[str, str, int, int | None, str, float, tuple[str, ...], str]]: ...
 
 
+class RemediationSteps(Protocol):
+    """Where RecordRemediationStep writes (``graph.remediation.RemediationLog``)."""
+
+    def record_step(self, step: StepRecord, event_payload: Callable[[StepRecord], bytes]) -> tuple[bool, int | None]: ...
+
+    def steps(self, incident_id: str) -> list[StepRecord]: ...
+
+
 class DeploymentRecorder(Protocol):
     """Where RecordDeployment writes (``graph.writer.GraphWriter``); False: id seen before."""
 
@@ -107,10 +114,12 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
     def __init__(self, graph: WindowSource, incidents: IncidentLog, ranker: Ranker,
                  blast: Callable[[WindowData, str, FaultKind | None, float], BlastRadius], *,
                  deployments: DeploymentRecorder, events: "IncidentEvents | None" = None,
+                 remediation: RemediationSteps | None = None,
                  bucket_seconds: int = 60, clock: Callable[[], float] = time.time,
                  watch_poll_s: float = WATCH_POLL_S) -> None:
         self._graph = graph
         self._events = events
+        self._remediation = remediation
         self._watch_poll_s = watch_poll_s
         self._deployments = deployments
         self._incidents = incidents
@@ -189,9 +198,9 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
             raise InvalidRequest("confirmed_cause", "give a confirmed cause or set none_of_these, not both")
         if request.confirmed_cause:
             validate_entity_name(request.confirmed_cause, "confirmed_cause")
-        if request.action not in _ACTIONS:
+        if request.action not in ACTIONS:
             raise InvalidRequest("action", f"unknown value {request.action}")
-        if request.outcome not in _OUTCOMES:
+        if request.outcome not in OUTCOMES:
             raise InvalidRequest("outcome", f"unknown value {request.outcome}")
         for field in ("confirmed_by", "note"):
             if len(getattr(request, field)) > 4096:
@@ -199,7 +208,7 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
         created = self._incidents.submit_feedback(FeedbackRecord(
             id=request.feedback_id, incident_id=request.incident_id,
             confirmed_cause=request.confirmed_cause, none_of_these=request.none_of_these,
-            action=_ACTIONS[request.action], outcome=_OUTCOMES[request.outcome],
+            action=ACTIONS[request.action], outcome=OUTCOMES[request.outcome],
             confirmed_by=request.confirmed_by, note=request.note, at_ms=int(self._clock() * 1000),
         ))
         return pb.SubmitFeedbackResponse(feedback_id=request.feedback_id, created=created)
@@ -211,8 +220,8 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
         ranking = json_format.Parse(rec.response_json, pb.RankCausesResponse())
         # Stored as compact JSON already: handed out as is, not parsed and re-encoded.
         evidence = gzip.decompress(rec.inputs_gz).decode() if rec.inputs_gz else "{}"
-        action_ids = {v: k for k, v in _ACTIONS.items()}
-        outcome_ids = {v: k for k, v in _OUTCOMES.items()}
+        action_ids = {v: k for k, v in ACTIONS.items()}
+        outcome_ids = {v: k for k, v in OUTCOMES.items()}
         return pb.GetIncidentResponse(
             ranking=ranking, created=ts(rec.created_ms / 1000),
             baseline_start=ts(rec.baseline_start_s), baseline_end=ts(rec.baseline_end_s),
@@ -222,7 +231,19 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
                 action=action_ids.get(f.action, 0), outcome=outcome_ids.get(f.outcome, 0),
                 confirmed_by=f.confirmed_by, note=f.note, at=ts(f.at_ms / 1000),
             ) for f in rec.feedback],
+            remediation=[step_to_proto(s) for s in self._remediation.steps(rec.id)] if self._remediation else [],
         )
+
+    @grpc_errors
+    def RecordRemediationStep(self, request: pb.RecordRemediationStepRequest, context: grpc.ServicerContext) -> pb.RecordRemediationStepResponse:  # noqa: N802,E501
+        if self._remediation is None:
+            raise InvalidRequest("RecordRemediationStep", "this server keeps no remediation steps")
+        step = step_from_request(request, self._clock())
+        created, _ = self._remediation.record_step(step, step_event_payload)
+        if created:
+            log.info("remediation step %s: %s of proposal %s on %s by %s", step.id, step.kind,
+                     step.proposal_id, step.incident_id, step.actor or "-")
+        return pb.RecordRemediationStepResponse(step_id=step.id, created=created)
 
     @grpc_errors
     def GetServiceGraph(self, request: pb.GetServiceGraphRequest, context: grpc.ServicerContext) -> pb.GetServiceGraphResponse:  # noqa: N802,E501

@@ -36,7 +36,7 @@ def test_readme_shows_exactly_the_ready_queries_of_the_guide() -> None:
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"```cypher\n(.*?)```", readme, re.S).group(1)
     assert block == (ROOT / "graph" / "browser_queries.cypher").read_text()
-    assert len(ready_queries()) == 6
+    assert len(ready_queries()) == 7
 
 
 def test_grass_becomes_the_json_the_browser_parses_and_carries_no_semicolon() -> None:

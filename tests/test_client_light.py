@@ -67,14 +67,16 @@ def test_the_client_returns_the_rankers_own_result_types() -> None:
 def test_client_exports_exactly_the_documented_surface() -> None:
     assert sorted(client.__all__) == sorted([
         "Action", "ActionKind", "BlastRadius", "Cause", "Deployment", "EvidenceItem", "FaultKind", "Impact", "Ranking",
-        "IncidentEvent", "IncidentSummary", "RootGraphClient", "ServiceGraph", "ranking_from_proto",
+        "IncidentEvent", "IncidentSummary", "RemediationStep", "RootGraphClient", "ServiceGraph",
+        "ranking_from_proto",
     ])
     for name in client.__all__:
         assert getattr(client, name) is not None
     methods = sorted(n for n, _ in inspect.getmembers(client.RootGraphClient, inspect.isfunction)
                      if not n.startswith("_"))
     assert methods == ["blast_radius", "close", "get_incident", "list_incidents", "rank_causes",
-                       "record_deployment", "service_graph", "submit_feedback", "watch_incidents"]
+                       "record_deployment", "record_remediation_step", "remediation_steps", "service_graph",
+                       "submit_feedback", "watch_incidents"]
 
 
 def test_results_module_exports_exactly_the_result_types_and_the_plausibility_rule() -> None:

@@ -62,6 +62,9 @@ def _mutations(incident_id: str) -> list[tuple[str, object]]:
         ("RecordDeployment", pb.RecordDeploymentRequest(id="d1", service="a", version="2")),
         ("SubmitFeedback", pb.SubmitFeedbackRequest(feedback_id="f1", incident_id=incident_id,
                                                     none_of_these=True, action=1, outcome=1)),
+        ("RecordRemediationStep", pb.RecordRemediationStepRequest(step=pb.RemediationStep(
+            step_id="s1", incident_id=incident_id, kind=pb.REMEDIATION_STEP_KIND_PROPOSED,
+            action=pb.REMEDIATION_ACTION_ROLLBACK))),
     ]
 
 

@@ -80,22 +80,20 @@ REMEDIATION_STEP_KIND_EXECUTED: RemediationStepKind
 REMEDIATION_STEP_KIND_OUTCOME: RemediationStepKind
 
 class RankCausesRequest(_message.Message):
-    __slots__ = ("start", "end", "top_k", "symptoms", "baseline_start", "baseline_end", "remediation")
+    __slots__ = ("start", "end", "top_k", "symptoms", "baseline_start", "baseline_end")
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     SYMPTOMS_FIELD_NUMBER: _ClassVar[int]
     BASELINE_START_FIELD_NUMBER: _ClassVar[int]
     BASELINE_END_FIELD_NUMBER: _ClassVar[int]
-    REMEDIATION_FIELD_NUMBER: _ClassVar[int]
     start: _timestamp_pb2.Timestamp
     end: _timestamp_pb2.Timestamp
     top_k: int
     symptoms: _containers.RepeatedScalarFieldContainer[str]
     baseline_start: _timestamp_pb2.Timestamp
     baseline_end: _timestamp_pb2.Timestamp
-    remediation: _containers.RepeatedCompositeFieldContainer[RemediationStep]
-    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., top_k: _Optional[int] = ..., symptoms: _Optional[_Iterable[str]] = ..., baseline_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., baseline_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., remediation: _Optional[_Iterable[_Union[RemediationStep, _Mapping]]] = ...) -> None: ...
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., top_k: _Optional[int] = ..., symptoms: _Optional[_Iterable[str]] = ..., baseline_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., baseline_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Evidence(_message.Message):
     __slots__ = ("entity", "signal", "observed", "baseline", "score", "text")
@@ -338,20 +336,22 @@ class Feedback(_message.Message):
     def __init__(self, feedback_id: _Optional[str] = ..., confirmed_cause: _Optional[str] = ..., none_of_these: _Optional[bool] = ..., action: _Optional[_Union[RemediationAction, str]] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., confirmed_by: _Optional[str] = ..., note: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetIncidentResponse(_message.Message):
-    __slots__ = ("ranking", "created", "feedback", "evidence_json", "baseline_start", "baseline_end")
+    __slots__ = ("ranking", "created", "feedback", "evidence_json", "baseline_start", "baseline_end", "remediation")
     RANKING_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     FEEDBACK_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_JSON_FIELD_NUMBER: _ClassVar[int]
     BASELINE_START_FIELD_NUMBER: _ClassVar[int]
     BASELINE_END_FIELD_NUMBER: _ClassVar[int]
+    REMEDIATION_FIELD_NUMBER: _ClassVar[int]
     ranking: RankCausesResponse
     created: _timestamp_pb2.Timestamp
     feedback: _containers.RepeatedCompositeFieldContainer[Feedback]
     evidence_json: str
     baseline_start: _timestamp_pb2.Timestamp
     baseline_end: _timestamp_pb2.Timestamp
-    def __init__(self, ranking: _Optional[_Union[RankCausesResponse, _Mapping]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., feedback: _Optional[_Iterable[_Union[Feedback, _Mapping]]] = ..., evidence_json: _Optional[str] = ..., baseline_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., baseline_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    remediation: _containers.RepeatedCompositeFieldContainer[RemediationStep]
+    def __init__(self, ranking: _Optional[_Union[RankCausesResponse, _Mapping]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., feedback: _Optional[_Iterable[_Union[Feedback, _Mapping]]] = ..., evidence_json: _Optional[str] = ..., baseline_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., baseline_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., remediation: _Optional[_Iterable[_Union[RemediationStep, _Mapping]]] = ...) -> None: ...
 
 class GetServiceGraphRequest(_message.Message):
     __slots__ = ()
