@@ -270,12 +270,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
 # -- remediate ------------------------------------------------------------------------
 
 def cmd_remediate(args: argparse.Namespace) -> int:
-    """run (the daemon) | approve / deny INCIDENT | status INCIDENT (rootgraph/remediate/)."""
+    """run (the daemon) | approve / deny INCIDENT (rootgraph/remediate/); ``rootgraph incident``
+    shows the steps recorded."""
     import getpass
 
     from rootgraph.client import RootGraphClient
     from rootgraph.remediate import load_remediate_settings
-    from rootgraph.remediate.steps import DecisionError, decide, describe
+    from rootgraph.remediate.steps import DecisionError, decide
 
     settings = load_remediate_settings(args.config, server=args.server)
 
@@ -285,20 +286,6 @@ def cmd_remediate(args: argparse.Namespace) -> int:
     if args.remediate_action == "run":
         return _remediate_run(settings, connect)
     with connect() as rg:
-        if args.remediate_action == "status":
-            rows = describe(rg.get_incident(args.incident).remediation)
-            if args.json:
-                print(json.dumps(rows))
-            else:
-                table = Table(title=f"Remediation of {args.incident}")
-                for col in ("step", "action", "target", "actor", "result", "policy"):
-                    table.add_column(col)
-                for r in rows:
-                    result = (f"exit {r['exit_status']}" + (" (dry run)" if r["dry_run"] else "")
-                              if "exit_status" in r else r.get("outcome", ""))
-                    table.add_row(r["step"], r["action"], r["target"], r["actor"], result, r["policy"])
-                console.print(table)
-            return 0
         by = args.by or f"cli:{getpass.getuser()}"
         try:
             s = decide(rg, args.incident, approve=args.remediate_action == "approve", actor=by,
@@ -306,7 +293,8 @@ def cmd_remediate(args: argparse.Namespace) -> int:
         except DecisionError as exc:
             err_console.print(f"[red]error:[/red] {exc}")
             return 1
-    out = {"incident_id": args.incident, "proposal_id": s.proposal_id, "decision": "approved" if args.remediate_action == "approve" else "denied", "by": by, "target": s.target}
+    out = {"incident_id": args.incident, "proposal_id": s.proposal_id, "decision": s.kind, "by": by,
+           "target": s.target}
     print(json.dumps(out) if args.json else f"{out['decision']}: proposal {s.proposal_id} ({s.target}) by {by}")
     return 0
 
@@ -486,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("remediate", cmd_remediate, "the reference remediation client: propose, approve, execute, learn")
     p.add_argument("--config", help="remediate settings (TOML; see README `rootgraph remediate`)")
     p.add_argument("--server", help="rootgraph API address (default: the config's, else 127.0.0.1:50051)")
-    rsub = p.add_subparsers(dest="remediate_action", required=True)
+    rsub = p.add_subparsers(dest="remediate_action", required=True)  # steps: `rootgraph incident ID`
     rsub.add_parser("run", help="watch incidents, propose, wait for approval, execute, report outcomes")
     for name, what in (("approve", "approve"), ("deny", "deny")):
         q = rsub.add_parser(name, help=f"{what} the incident's proposal waiting for a decision")
@@ -494,8 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--by", help="who decides (default cli:$USER)")
         q.add_argument("--proposal", help="the proposal id (default: the one waiting)")
         q.add_argument("--note")
-    q = rsub.add_parser("status", help="every remediation step recorded on an incident")
-    q.add_argument("incident")
+        q.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     p = add("model", cmd_model, "model versions: train, evaluate, promote, rollback, list")
     p.add_argument("action", choices=("train", "evaluate", "promote", "rollback", "list"))
     p.add_argument("version", nargs="?", default="", help="VERSION (evaluate, promote; train: optional name)")

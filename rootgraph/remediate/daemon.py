@@ -37,17 +37,20 @@ from rootgraph.remediate.outcome import OutcomeJudge, submit_outcome
 from rootgraph.remediate.policy import Policy, load_policy
 from rootgraph.remediate.proposal import Learned, Proposal, choose_action, make_proposal
 from rootgraph.remediate.steps import DecisionError, ProposalState, decide, proposal_states, step
-from rootgraph.v1 import rootgraph_pb2 as pb
 
 __all__ = ["Remediator", "Record"]
 
 log = logging.getLogger("rootgraph.remediate")
-K = pb.RemediationStepKind
 
 #: Longest a waiting worker goes without re-reading its proposal's steps.
 _POLL_S = 2.0
 #: Events kept per incident for workers that are behind.
 _KEEP_EVENTS = 1000
+
+
+class _Stopped(Exception):
+    """The daemon is stopping: leave the proposal as the server has it (no expiry, no
+    outcome guessed); a restarted daemon picks it up on the incident's next event."""
 
 
 @dataclass
@@ -117,19 +120,20 @@ class Remediator:
 
     # -- the watch ---------------------------------------------------------------------
 
-    def start(self, *, after_seq: int = 0) -> "Remediator":
+    def start(self, *, after_seq: int | None = None) -> "Remediator":
         t = threading.Thread(target=self.run, kwargs={"after_seq": after_seq}, name="remediate-watch", daemon=True)
         t.start()
         self._threads.append(t)
         return self
 
-    def run(self, *, after_seq: int = 0) -> None:
-        """Watch until :meth:`stop`; ``after_seq`` 0 = only events from now on."""
+    def run(self, *, after_seq: int | None = None) -> None:
+        """Watch until :meth:`stop`: events after ``after_seq``, or (None) only from now on --
+        replaying old OPENED events would propose actions on incidents long over."""
         cursor = after_seq
         while not self._stop.is_set():
             self._watch_client = self._connect()
             try:
-                for e in self._watch_client.watch_incidents(after_seq=cursor, only_new=cursor == 0):
+                for e in self._watch_client.watch_incidents(after_seq=cursor or 0, only_new=cursor is None):
                     cursor = e.seq
                     self.handle(e)
             except grpc.RpcError as exc:
@@ -171,6 +175,8 @@ class Remediator:
     def _work(self, e: IncidentEvent) -> None:
         try:
             self._lifecycle(e)
+        except _Stopped:
+            pass
         except Exception:  # noqa: BLE001 - one incident's failure must not stop the daemon
             log.exception("remediation of incident %s failed", e.incident_id)
         finally:
@@ -186,7 +192,7 @@ class Remediator:
         blast = self._client.blast_radius(cause.entity, fault_kind=cause.fault_kind, fault_size=cause.fault_size)
         p = make_proposal(e.ranking, cause, action, blast, committed_s=e.committed_s,
                           deadline_s=self._clock() + s.decision_timeout_s)
-        created = self._record(K.REMEDIATION_STEP_KIND_PROPOSED, p, actor=s.actor, detail=p.to_json())
+        created = self._record("proposed", p, actor=s.actor, detail=p.to_json())
         if not created:
             state = self._state(p)
             if state is None or not state.open:
@@ -203,11 +209,11 @@ class Remediator:
                 self._maybe_auto_approve(p)
             state = self._await_decision(p)
             d = state.decision
-            rec.decision = K.Name(d.kind).removeprefix("REMEDIATION_STEP_KIND_").lower()
+            rec.decision = d.kind
             rec.decided_by, rec.policy_version = d.actor, d.policy_version
-            if d.kind != K.REMEDIATION_STEP_KIND_APPROVED:
+            if d.kind != "approved":
                 self._notify.text(f"{p.action} {p.target} (incident {p.incident_id}): {rec.decision}"
-                                  + (f" by {d.actor}" if d.kind == K.REMEDIATION_STEP_KIND_DENIED else
+                                  + (f" by {d.actor}" if d.kind == "denied" else
                                      f": no decision within {s.decision_timeout_s:g}s, nothing ran"))
                 return
             self._execute(p, rec, d.policy_version)
@@ -233,10 +239,12 @@ class Remediator:
             state = self._state(p)
             if state is not None and not state.open:
                 return state
+            if self._stop.is_set():
+                raise _Stopped
             left = p.deadline_s - self._clock()
-            if left <= 0 or self._stop.is_set():
+            if left <= 0:
                 try:
-                    self._record(K.REMEDIATION_STEP_KIND_EXPIRED, p, actor=self.settings.actor,
+                    self._record("expired", p, actor=self.settings.actor,
                                  detail=f"no decision within {self.settings.decision_timeout_s:g}s")
                 except grpc.RpcError as exc:
                     if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:  # type: ignore[attr-defined]
@@ -253,7 +261,7 @@ class Remediator:
         result = self._executor.run(p)
         rec.execution = result
         detail = json.dumps({"argv": list(result.argv), "error": result.error, "output_tail": result.output_tail})
-        self._record(K.REMEDIATION_STEP_KIND_EXECUTED, p, actor=s.actor, detail=detail, policy_version=policy_version,
+        self._record("executed", p, actor=s.actor, detail=detail, policy_version=policy_version,
                      exit_status=result.exit_status, dry_run=result.dry_run)
         if not result.ok:
             log.warning("%s %s FAILED: %s", p.action, p.target, result.error)
@@ -266,8 +274,8 @@ class Remediator:
         self._notify.text(f"{p.action} {p.target} (incident {p.incident_id}) executed, exit status 0")
         outcome = self._await_outcome(p, seen, ref_bucket)
         rec.outcome = outcome
-        self._record(K.REMEDIATION_STEP_KIND_OUTCOME, p, actor=s.actor, policy_version=policy_version,
-                     outcome=pb.Outcome.Value(f"OUTCOME_{outcome.upper()}"),
+        self._record("outcome", p, actor=s.actor, policy_version=policy_version,
+                     outcome=outcome,
                      detail=f"judged over {s.outcome_buckets} buckets after the execution")
         rec.feedback_created = submit_outcome(self._client, p, outcome, approved_by=rec.decided_by)
         self._notify.text(f"{p.action} {p.target} (incident {p.incident_id}): outcome {outcome}")
@@ -284,8 +292,10 @@ class Remediator:
                 verdict = judge.observe(ev)
                 if verdict:
                     return verdict
+            if self._stop.is_set():
+                raise _Stopped
             left = deadline - self._clock()
-            if left <= 0 or self._stop.is_set():
+            if left <= 0:
                 return "not_resolved"
             self._wait_event(p.incident_id, min(left, _POLL_S), seen)
 
@@ -298,10 +308,10 @@ class Remediator:
                                 timeout=timeout_s)
 
     def _state(self, p: Proposal) -> ProposalState | None:
-        return proposal_states(self._client.get_incident(p.incident_id).remediation).get(p.proposal_id)
+        return proposal_states(self._client.remediation_steps(p.incident_id)).get(p.proposal_id)
 
-    def _record(self, kind: int, p: Proposal, *, actor: str, detail: str = "", policy_version: str = "",
-                exit_status: int = 0, dry_run: bool = False, outcome: int = 0) -> bool:
+    def _record(self, kind: str, p: Proposal, *, actor: str, detail: str = "", policy_version: str = "",
+                exit_status: int = 0, dry_run: bool = False, outcome: str = "unspecified") -> bool:
         return self._client.record_remediation_step(step(
             kind, incident_id=p.incident_id, proposal_id=p.proposal_id, action=p.action, target=p.target,
             actor=actor, detail=detail, policy_version=policy_version, exit_status=exit_status, dry_run=dry_run,

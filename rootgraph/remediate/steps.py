@@ -15,20 +15,16 @@ is a different id and the server refuses it (FAILED_PRECONDITION).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Protocol
 
 import grpc
 
-from rootgraph.v1 import rootgraph_pb2 as pb
+from rootgraph.client import RemediationStep
 
-__all__ = ["DECISIONS", "DecisionError", "ProposalState", "StepSink", "action_enum", "decide",
-           "describe", "proposal_states", "step"]
+__all__ = ["DECISIONS", "DecisionError", "ProposalState", "StepSink", "decide", "proposal_states", "step"]
 
-K = pb.RemediationStepKind
-DECISIONS = (K.REMEDIATION_STEP_KIND_APPROVED, K.REMEDIATION_STEP_KIND_DENIED, K.REMEDIATION_STEP_KIND_EXPIRED)
-_KIND_SUFFIX = {K.REMEDIATION_STEP_KIND_PROPOSED: "", K.REMEDIATION_STEP_KIND_APPROVED: ".approved",
-                K.REMEDIATION_STEP_KIND_DENIED: ".denied", K.REMEDIATION_STEP_KIND_EXPIRED: ".expired",
-                K.REMEDIATION_STEP_KIND_EXECUTED: ".executed", K.REMEDIATION_STEP_KIND_OUTCOME: ".outcome"}
+DECISIONS = ("approved", "denied", "expired")
+_KINDS = ("proposed", *DECISIONS, "executed", "outcome")
 #: The step's detail field holds at most this much (the proto's stated limit).
 MAX_DETAIL = 16 * 1024
 
@@ -36,40 +32,37 @@ MAX_DETAIL = 16 * 1024
 class StepSink(Protocol):
     """What recording a step needs of the client (``RootGraphClient`` satisfies it)."""
 
-    def record_remediation_step(self, step: pb.RemediationStep) -> bool: ...
+    def record_remediation_step(self, step: RemediationStep) -> bool: ...
 
-    def get_incident(self, incident_id: str) -> pb.GetIncidentResponse: ...
+    def remediation_steps(self, incident_id: str) -> list[RemediationStep]: ...
 
 
 class DecisionError(Exception):
     """A decision that cannot be taken (no proposal waiting, already decided); says why."""
 
 
-def action_enum(kind: str) -> int:
-    """``rollback`` -> ``REMEDIATION_ACTION_ROLLBACK`` (the feedback/step action enum)."""
-    return pb.RemediationAction.Value(f"REMEDIATION_ACTION_{kind.upper()}")
-
-
-def step(kind: int, *, incident_id: str, proposal_id: str, action: str, target: str, actor: str,
+def step(kind: str, *, incident_id: str, proposal_id: str, action: str, target: str, actor: str,
          detail: str = "", policy_version: str = "", exit_status: int = 0, dry_run: bool = False,
-         outcome: int = pb.OUTCOME_UNSPECIFIED) -> pb.RemediationStep:
+         outcome: str = "unspecified") -> RemediationStep:
     """One step of a proposal, its id derived from the proposal id and the kind."""
+    if kind not in _KINDS:
+        raise ValueError(f"kind: one of {_KINDS}, got {kind!r}")
     if len(detail.encode()) > MAX_DETAIL:
         detail = detail.encode()[: MAX_DETAIL - 3].decode(errors="ignore") + "..."
-    return pb.RemediationStep(
-        step_id=proposal_id + _KIND_SUFFIX[kind], incident_id=incident_id, proposal_id=proposal_id, kind=kind,
-        action=action_enum(action), target=target, actor=actor, detail=detail, policy_version=policy_version,
-        exit_status=exit_status, dry_run=dry_run, outcome=outcome)
+    return RemediationStep(
+        step_id=proposal_id if kind == "proposed" else f"{proposal_id}.{kind}", incident_id=incident_id,
+        kind=kind, proposal_id=proposal_id, action=action, target=target, actor=actor, exit_status=exit_status,
+        dry_run=dry_run, outcome=outcome, detail=detail, policy_version=policy_version)
 
 
 @dataclass(frozen=True)
 class ProposalState:
     """One proposal's steps, as the server holds them, and where it stands."""
 
-    proposed: pb.RemediationStep
-    decision: pb.RemediationStep | None
-    executed: pb.RemediationStep | None
-    outcome: pb.RemediationStep | None
+    proposed: RemediationStep
+    decision: RemediationStep | None
+    executed: RemediationStep | None
+    outcome: RemediationStep | None
 
     @property
     def open(self) -> bool:
@@ -77,31 +70,28 @@ class ProposalState:
         return self.decision is None
 
 
-def proposal_states(steps: Iterable[pb.RemediationStep]) -> dict[str, ProposalState]:
-    """Group an incident's steps (``GetIncidentResponse.remediation``) by proposal, in order."""
-    grouped: dict[str, dict[int, pb.RemediationStep]] = {}
+def proposal_states(steps: Iterable[RemediationStep]) -> dict[str, ProposalState]:
+    """Group an incident's steps (in the order recorded) by proposal."""
+    grouped: dict[str, dict[str, RemediationStep]] = {}
     for s in steps:
-        pid = s.proposal_id or s.step_id
-        grouped.setdefault(pid, {})[s.kind] = s
+        grouped.setdefault(s.proposal_id or s.step_id, {})[s.kind] = s
     out = {}
     for pid, by_kind in grouped.items():
-        proposed = by_kind.get(K.REMEDIATION_STEP_KIND_PROPOSED)
-        if proposed is None:
+        if "proposed" not in by_kind:
             continue
         decision = next((by_kind[k] for k in DECISIONS if k in by_kind), None)
-        out[pid] = ProposalState(proposed, decision, by_kind.get(K.REMEDIATION_STEP_KIND_EXECUTED),
-                                 by_kind.get(K.REMEDIATION_STEP_KIND_OUTCOME))
+        out[pid] = ProposalState(by_kind["proposed"], decision, by_kind.get("executed"), by_kind.get("outcome"))
     return out
 
 
 def decide(client: StepSink, incident_id: str, *, approve: bool, actor: str, proposal_id: str = "",
-           detail: str = "", policy_version: str = "") -> pb.RemediationStep:
+           detail: str = "", policy_version: str = "") -> RemediationStep:
     """Record an approval or a denial of the incident's open proposal (or of ``proposal_id``).
 
     The one decision path of the chat callback, the CLI and the policy. Raises
     :class:`DecisionError` when nothing waits for a decision or it was decided already.
     """
-    states = proposal_states(client.get_incident(incident_id).remediation)
+    states = proposal_states(client.remediation_steps(incident_id))
     if proposal_id:
         state = states.get(proposal_id)
         if state is None:
@@ -111,14 +101,12 @@ def decide(client: StepSink, incident_id: str, *, approve: bool, actor: str, pro
         if not waiting:
             raise DecisionError(f"incident {incident_id}: no proposal is waiting for a decision")
         state = waiting[-1]
-    if not state.open:
-        raise DecisionError(f"proposal {state.proposed.step_id}: already "
-                            f"{_kind_name(state.decision.kind)} by {state.decision.actor or 'the daemon'}")
+    if state.decision is not None:
+        raise DecisionError(f"proposal {state.proposed.step_id}: already {state.decision.kind} by "
+                            f"{state.decision.actor or 'the daemon'}")
     p = state.proposed
-    kind = K.REMEDIATION_STEP_KIND_APPROVED if approve else K.REMEDIATION_STEP_KIND_DENIED
-    s = step(kind, incident_id=incident_id, proposal_id=p.step_id,
-             action=pb.RemediationAction.Name(p.action).removeprefix("REMEDIATION_ACTION_").lower(),
-             target=p.target, actor=actor, detail=detail, policy_version=policy_version)
+    s = step("approved" if approve else "denied", incident_id=incident_id, proposal_id=p.step_id,
+             action=p.action, target=p.target, actor=actor, detail=detail, policy_version=policy_version)
     try:
         client.record_remediation_step(s)
     except grpc.RpcError as exc:
@@ -126,19 +114,3 @@ def decide(client: StepSink, incident_id: str, *, approve: bool, actor: str, pro
             raise DecisionError(f"proposal {p.step_id}: {exc.details()}") from None  # type: ignore[attr-defined]
         raise
     return s
-
-
-def _kind_name(kind: int) -> str:
-    return K.Name(kind).removeprefix("REMEDIATION_STEP_KIND_").lower()
-
-
-def describe(steps: Sequence[pb.RemediationStep]) -> list[dict]:
-    """The steps as plain rows (``rootgraph remediate status``)."""
-    return [{"step": _kind_name(s.kind), "proposal": s.proposal_id or s.step_id,
-             "action": pb.RemediationAction.Name(s.action).removeprefix("REMEDIATION_ACTION_").lower(),
-             "target": s.target, "actor": s.actor, "policy": s.policy_version,
-             **({"exit_status": s.exit_status, "dry_run": s.dry_run}
-                if s.kind == K.REMEDIATION_STEP_KIND_EXECUTED else {}),
-             **({"outcome": pb.Outcome.Name(s.outcome).removeprefix("OUTCOME_").lower()}
-                if s.kind == K.REMEDIATION_STEP_KIND_OUTCOME else {}),
-             "at": s.at.seconds + s.at.nanos / 1e9} for s in steps]
