@@ -171,7 +171,10 @@ def learn(n: int, pattern: str) -> None:
             want = "resolved" if pattern[i % len(pattern)] == "R" else "made_worse"
             start = base + i * period
             spec = ScenarioSpec(name=f"learn-{i}", topology="sockshop",
-                                faults=(Fault("sock-shop/orders", FaultKind.BAD_DEPLOY, onset_s=60.0),),
+                                # a new version each time: ingest takes a re-deploy of the same
+                                # version seen in spans for the first deployment again
+                                faults=(Fault("sock-shop/orders", FaultKind.BAD_DEPLOY, onset_s=60.0,
+                                              version=f"0.9.{i}"),),
                                 decoys=("sock-shop/catalogue",), seed=500 + i, baseline_s=1800.0, incident_s=600.0,
                                 rate_rps=3.0, start_epoch_s=start)
             seen = len(loop.daemon.records)

@@ -180,3 +180,43 @@ def test_approved_from_the_cli_and_the_command_failing_is_reported_as_a_failure(
     assert json.loads(steps[2].detail)["error"] == "exited with status 4"
     loop.chat.wait_for(lambda p: p.path == "/slack" and "FAILED: exited with status 4" in p.body.get("text", ""))
     assert not loop.client.get_incident(incident_id).feedback
+
+
+def test_a_policy_approves_once_outcomes_back_it_and_its_version_is_on_every_step(make_loop, neo4j_settings,  # noqa: ANN001
+                                                                                  tmp_path) -> None:
+    from rootgraph.modelops import ModelOps
+    from rootgraph.server.wiring import model_stores
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text('name = "failover-backends"\nversion = "3"\n[[allow]]\naction = "failover"\n'
+                      'context = "backend/no-deploy"\nmin_confidence = 0.6\nmin_outcomes = 1\n')
+    loop = make_loop(policy_file=str(policy))
+    # First incident: no history yet, so the policy does not act; a person approves.
+    msg = loop.incident()
+    assert loop.chat.click(msg, approve=True, user="alice")[0] == 200
+    loop.chat.wait_for(lambda p: p.path == "/slack" and "executed, exit status 0" in p.body.get("text", ""))
+    loop.writer.apply_deltas(minutes(44, 60, fault=(40, 46)))
+    first = loop.record()
+    assert (first.decided_by, first.policy_version, first.outcome) == ("slack:alice", "", "resolved")
+    # Learn from that outcome (rootgraph model train + promote) ...
+    ops = ModelOps(*model_stores(neo4j_settings, neo4j_settings_driver(loop.writer)))
+    version, _ = ops.train()
+    ops.promote(version.version)
+    # ... and the next such incident carries the confidence, which the policy accepts.
+    loop.writer.apply_deltas(minutes(60, 104, fault=(100, 120)))
+    deadline = time.monotonic() + 60
+    while len(loop.daemon.records) < 2:
+        assert time.monotonic() < deadline, "no second proposal"
+        time.sleep(0.05)
+    second = loop.daemon.records[1]
+    assert second.proposal.learned is not None and second.proposal.learned.context == "backend/no-deploy"
+    assert (second.proposal.learned.resolved, second.proposal.learned.total) == (1, 1)
+    loop.chat.wait_for(lambda p: p.path == "/slack" and "executed, exit status 0" in p.body.get("text", "")
+                       and second.proposal.incident_id in p.body.get("text", ""))
+    loop.writer.apply_deltas(minutes(104, 120, fault=(100, 106)))
+    assert second.done.wait(60)
+    steps = loop.client.remediation_steps(second.proposal.incident_id)
+    assert [s.kind for s in steps] == ["proposed", "approved", "executed", "outcome"]
+    assert steps[1].actor == "policy:failover-backends@3"
+    assert [s.policy_version for s in steps[1:]] == ["failover-backends@3"] * 3
+    assert steps[0].policy_version == "" and second.outcome == "resolved"
