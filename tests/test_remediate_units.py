@@ -227,3 +227,35 @@ def test_outcome_is_judged_in_buckets_of_data_time() -> None:
     assert judge.observe(_event("resolved", 841)) == "not_resolved"          # cleared, but too late
     assert judge.observe(_event("updated", 660, ("shop/cart",))) == "made_worse"
     assert judge.observe(_event("updated", 900)) == "not_resolved"           # K buckets passed, still open
+
+
+def test_callback_answers_malformed_but_signed_requests_with_400_and_records_nothing() -> None:
+    from rootgraph.remediate.callback import CallbackServer
+
+    class NoSteps:  # an in-memory StepSink: nothing may reach it
+        recorded: list = []
+
+        def record_remediation_step(self, step) -> bool:  # noqa: ANN001
+            self.recorded.append(step)
+            return True
+
+        def remediation_steps(self, incident_id: str) -> list:
+            return []
+
+    sink = NoSteps()
+    cb = CallbackServer("127.0.0.1:0", DOC_SECRET, sink, clock=lambda: 1531420618.0)
+    try:
+        def post(body: bytes) -> int:
+            return cb.handle({"X-Slack-Request-Timestamp": DOC_TS, "X-Slack-Signature": sign(DOC_SECRET, DOC_TS, body)},
+                             body)[0]
+
+        assert post(b"payload=not-json") == 400
+        assert post(b"payload=" + json.dumps({"type": "view_submission"}).encode()) == 400
+        assert post(b"payload=" + json.dumps({"type": "block_actions", "actions": [
+            {"action_id": "someone_elses_button", "value": "x"}]}).encode()) == 400
+        assert post(b"payload=" + json.dumps({"type": "block_actions", "actions": [
+            {"action_id": APPROVE_ACTION_ID, "value": "{}"}]}).encode()) == 400
+        assert cb.handle({}, b"payload=x")[0] == 401
+        assert sink.recorded == []
+    finally:
+        cb.stop()

@@ -113,7 +113,9 @@ class CallbackServer:
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
+        if self._thread is not None:  # shutdown() waits for serve_forever, which never ran otherwise
+            self._httpd.shutdown()
+            self._thread = None
         self._httpd.server_close()
 
     # -- the request -------------------------------------------------------------------
