@@ -267,6 +267,68 @@ def cmd_watch(args: argparse.Namespace) -> int:
             return 0
 
 
+# -- remediate ------------------------------------------------------------------------
+
+def cmd_remediate(args: argparse.Namespace) -> int:
+    """run (the daemon) | approve / deny INCIDENT (rootgraph/remediate/); ``rootgraph incident``
+    shows the steps recorded."""
+    import getpass
+
+    from rootgraph.client import RootGraphClient
+    from rootgraph.remediate import load_remediate_settings
+    from rootgraph.remediate.steps import DecisionError, decide
+
+    settings = load_remediate_settings(args.config, server=args.server)
+
+    def connect() -> RootGraphClient:
+        return RootGraphClient(settings.server, token=settings.api_token.value if settings.api_token else None)
+
+    if args.remediate_action == "run":
+        return _remediate_run(settings, connect)
+    with connect() as rg:
+        by = args.by or f"cli:{getpass.getuser()}"
+        try:
+            s = decide(rg, args.incident, approve=args.remediate_action == "approve", actor=by,
+                       proposal_id=args.proposal or "", detail=json.dumps({"via": "cli", "note": args.note or ""}))
+        except DecisionError as exc:
+            err_console.print(f"[red]error:[/red] {exc}")
+            return 1
+    out = {"incident_id": args.incident, "proposal_id": s.proposal_id, "decision": s.kind, "by": by,
+           "target": s.target}
+    print(json.dumps(out) if args.json else f"{out['decision']}: proposal {s.proposal_id} ({s.target}) by {by}")
+    return 0
+
+
+def _remediate_run(settings, connect) -> int:  # noqa: ANN001
+    import logging
+    import signal
+    import threading
+
+    from rootgraph.remediate.callback import CallbackServer
+    from rootgraph.remediate.daemon import Remediator
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    daemon = Remediator(settings, connect)
+    callback = None
+    if settings.slack_signing_secret is not None:
+        callback = CallbackServer(settings.callback_address, settings.slack_signing_secret, daemon.client,
+                                  window_s=settings.signature_window_s).start()
+    daemon.start()
+    err_console.print(
+        f"rootgraph remediate watching {settings.server}: actions {', '.join(settings.allowed_actions)}, "
+        f"{'DRY RUN' if settings.dry_run else 'executing'}, decisions within {settings.decision_timeout_s:g}s"
+        + (f", Slack callback on {callback.url}" if callback else ", no Slack callback (CLI approval)")
+        + (f", policy {settings.policy_file}" if settings.policy_file else ", no auto-execution policy"))
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    if callback is not None:
+        callback.stop()
+    daemon.stop()
+    return 0
+
+
 # -- model versions -------------------------------------------------------------------
 
 def cmd_model(args: argparse.Namespace) -> int:
@@ -409,6 +471,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = client_cmd("watch", cmd_watch, "follow incidents live (opened / updated / resolved)")
     p.add_argument("--after", type=int, default=0, help="resume after this event seq (default: all)")
     p.add_argument("--new", action="store_true", help="only events from now on")
+    p = add("remediate", cmd_remediate, "the reference remediation client: propose, approve, execute, learn")
+    p.add_argument("--config", help="remediate settings (TOML; see README `rootgraph remediate`)")
+    p.add_argument("--server", help="rootgraph API address (default: the config's, else 127.0.0.1:50051)")
+    rsub = p.add_subparsers(dest="remediate_action", required=True)  # steps: `rootgraph incident ID`
+    rsub.add_parser("run", help="watch incidents, propose, wait for approval, execute, report outcomes")
+    for name, what in (("approve", "approve"), ("deny", "deny")):
+        q = rsub.add_parser(name, help=f"{what} the incident's proposal waiting for a decision")
+        q.add_argument("incident")
+        q.add_argument("--by", help="who decides (default cli:$USER)")
+        q.add_argument("--proposal", help="the proposal id (default: the one waiting)")
+        q.add_argument("--note")
+        q.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     p = add("model", cmd_model, "model versions: train, evaluate, promote, rollback, list")
     p.add_argument("action", choices=("train", "evaluate", "promote", "rollback", "list"))
     p.add_argument("version", nargs="?", default="", help="VERSION (evaluate, promote; train: optional name)")
