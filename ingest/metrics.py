@@ -355,7 +355,7 @@ def decode_metrics(payload: bytes | ExportMetricsServiceRequest, content_type: s
                     if graph is None:
                         graph = GraphDelta(batch_id="")
                     resource = None if isinstance(res, str) or not res[0] else (res[0], res[1], res[2], res[4])
-                    accepted += _connector_points(metric, kind, data, points, conn, resource, infra, graph,
+                    accepted += _connector_points(metric, kind, data, points, conn, resource, graph,
                                                   cumulative, reasons, ignored, width_ns, bucket_seconds,
                                                   max_value_len, connector_service_stats)
                     continue
@@ -417,10 +417,9 @@ def decode_metrics(payload: bytes | ExportMetricsServiceRequest, content_type: s
 
 
 def _connector_points(metric: Any, kind: str | None, data: Any, points: Any, conn: connectors.ConnectorRule,
-                      resource: tuple[str, str, str, tuple[str, ...]] | None, infra: tuple[str, ...],
-                      graph: GraphDelta, cumulative: list[_Cumulative], reasons: Counter[str],
-                      ignored: Counter[str], width_ns: int, bucket_seconds: int, max_value_len: int,
-                      service_stats: str) -> int:
+                      resource: tuple[str, str, str, tuple[str, ...]] | None, graph: GraphDelta,
+                      cumulative: list[_Cumulative], reasons: Counter[str], ignored: Counter[str], width_ns: int,
+                      bucket_seconds: int, max_value_len: int, service_stats: str) -> int:
     """Decode one connector metric's points (``ingest/connectors.py``); returns accepted."""
     name = metric.name
     want = "histogram" if conn.measure in ("client", "server", "duration") else "sum"
