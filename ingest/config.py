@@ -48,6 +48,10 @@ class IngestConfig:
     max_attribute_value_len: int = 1024
     #: batch ids whose pairing was committed, remembered to resolve duplicates
     committed_batch_memory: int = 4096
+    #: which Collector connector's metrics give per-service statistics (the other one's
+    #: would count every request twice): "servicegraph" or "spanmetrics"
+    #: (``ingest/connectors.py``)
+    connector_service_stats: str = "servicegraph"
 
     def validate(self) -> "IngestConfig":
         """Raise :class:`IngestConfigError` naming the first bad field; return self."""
@@ -63,6 +67,10 @@ class IngestConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise IngestConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+        if self.connector_service_stats not in ("servicegraph", "spanmetrics"):
+            raise IngestConfigError(
+                f"connector_service_stats must be 'servicegraph' or 'spanmetrics', got {self.connector_service_stats!r}"
+            )
         if 86_400 % self.bucket_seconds:
             raise IngestConfigError(
                 f"bucket_seconds must divide 86400 so buckets align across days, got {self.bucket_seconds}"

@@ -22,8 +22,15 @@ pod, node-level the node, host-level the host, service-level the service). The
 up into their pod; cAdvisor's pod-level cgroup series (``container=""`` / ``"POD"``)
 are skipped so they are not counted twice.
 
+The OpenTelemetry Collector's servicegraph and spanmetrics connector metrics are span
+statistics, not evidence rows: ``ingest/connectors.py`` maps them onto the edge and
+service buckets the span path fills (issue 16, part 3); they are decoded and differenced
+here like every other point (``_Cumulative.conn``).
+
 Rejected points (``partial_success.rejected_data_points``): ``missing time``
-(time_unix_nano 0). Ignored: unknown names, a filtered attribute value (idle CPU
+(time_unix_nano 0); of connector metrics also a missing ``client``/``server``/``span.kind``
+label, a negative count or duration sum, bucket counts that do not match the bounds, an
+unspecified temporality. Ignored: unknown names, a filtered attribute value (idle CPU
 state), no entity, no value / NaN (Prometheus staleness markers), the first point of a
 cumulative series whose start is long past (its increase is unknown).
 """
@@ -32,12 +39,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from rootgraph.graph.records import GraphDelta, MetricAgg
+from rootgraph.ingest import connectors
+from rootgraph.ingest.connectors import ConnectorPoint
 from rootgraph.ingest.spans import (
     hex_field, infra_id, items, parse_request, request_digest, resource_identity, value_text,
 )
@@ -167,6 +176,10 @@ class _Cumulative:
     value: float
     #: histogram: the point's count (``value`` is then its sum); -1 for number points
     count: int = -1
+    #: a connector point (``ingest/connectors.py``): its meaning, bucket counts, ms per unit
+    conn: ConnectorPoint | None = None
+    buckets: tuple[int, ...] = ()
+    scale_ms: float = 1.0
 
 
 @dataclass(slots=True)
@@ -180,6 +193,8 @@ class MetricBatch:
     rejected: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
+    #: delta-temporality connector points, already in span-statistics form
+    graph: GraphDelta | None = None
 
 
 class CounterState:
@@ -193,30 +208,72 @@ class CounterState:
     """
 
     def __init__(self, max_series: int = 200_000) -> None:
-        self._last: OrderedDict[tuple, tuple[int, int, float, int]] = OrderedDict()
+        #: series -> (start_ns, time_ns, value, count, bucket counts) of its last point
+        self._last: OrderedDict[tuple, tuple] = OrderedDict()
         self._max = max_series
 
     def to_delta(self, batch: MetricBatch, bucket_seconds: int,
-                 staged: dict[tuple, tuple[int, int, float, int]], ignored: Counter[str]) -> GraphDelta:
+                 staged: dict[tuple, tuple], ignored: Counter[str],
+                 noted: Counter[str] | None = None) -> GraphDelta:
+        """The batch's delta; ``ignored`` counts skipped points by reason, ``noted``
+        (``metric_series_resets``) the series that restarted and were counted from zero."""
         buckets = {k: v.copy() for k, v in batch.buckets.items()}
         width_ns = bucket_seconds * 1_000_000_000
+        graph = GraphDelta(batch_id="")
+        if batch.graph is not None:
+            graph = connectors.copy_stats(batch.graph)
         for p in sorted(batch.cumulative, key=lambda p: p.time_ns):
             prev = staged.get(p.series) or self._last.get(p.series)
-            staged[p.series] = (p.start_ns, p.time_ns, p.value, p.count)
+            staged[p.series] = (p.start_ns, p.time_ns, p.value, p.count, p.buckets)
+            since = p.start_ns
+            source = ("source", p.conn.rule.connector, p.start_ns) if p.conn is not None else None
+            if source is not None:
+                # (start, latest flush time, the flush before it) of this connector instance
+                seen = staged.get(source) or self._last.get(source)
+                if seen is None:
+                    seen = (p.start_ns, p.time_ns, 0.0, 0, ())
+                elif p.time_ns > seen[1]:
+                    seen = (p.start_ns, p.time_ns, float(seen[1]), 0, ())
+                staged[source] = seen
             if prev is None:
-                # unseen series: its whole value is the increase only if it began recently
-                if not (p.start_ns and p.time_ns - p.start_ns <= width_ns):
+                # An unseen series: its whole value is the increase only if it began
+                # recently -- or, for a connector, if that connector instance (same start
+                # time) already sent an earlier flush without it: then the series is new
+                # since that flush (e.g. the first failed requests of an edge), not one
+                # whose past this process missed.
+                earlier = int(seen[2]) if source is not None else 0
+                if p.start_ns and p.time_ns - p.start_ns <= width_ns:
+                    pass
+                elif earlier:
+                    since = earlier
+                else:
                     ignored["first point of a cumulative series"] += 1
                     continue
-                inc, n = p.value, p.count
+                inc, n, counts = p.value, p.count, p.buckets
             elif p.time_ns <= prev[1]:
                 ignored["out-of-order or repeated point"] += 1
                 staged[p.series] = prev
                 continue
-            elif (p.start_ns and p.start_ns != prev[0]) or p.value < prev[2] or p.count < prev[3]:
-                inc, n = p.value, p.count  # reset: counted from zero again
+            elif ((p.start_ns and p.start_ns != prev[0]) or p.value < prev[2] or p.count < prev[3]
+                  or any(a < b for a, b in zip(p.buckets, prev[4]))):
+                # reset (a restart of the sender): counted from zero again, since its new
+                # start time -- or since the last point when only the value went down
+                inc, n, counts = p.value, p.count, p.buckets
+                if not p.start_ns or p.start_ns == prev[0]:
+                    since = prev[1]
+                if noted is not None:
+                    noted["metric_series_resets"] += 1
             else:
-                inc, n = p.value - prev[2], p.count - prev[3]
+                inc, n, counts = p.value - prev[2], p.count - prev[3], tuple(
+                    a - b for a, b in zip(p.buckets, prev[4])) if p.buckets else ()
+                since = prev[1]
+            if p.conn is not None:
+                # the increase happened over (since, time]: its midpoint's bucket, so a
+                # flush on the minute boundary does not push a minute into the next
+                mid = (max(since, 0) + p.time_ns) // 2 if since else p.time_ns
+                connectors.apply(p.conn, graph, mid // width_ns * bucket_seconds,
+                                 round(inc) if p.count < 0 else n, inc, counts, p.scale_ms)
+                continue
             if p.count >= 0 and n <= 0:
                 continue  # a histogram without new observations says nothing
             key = (p.entity, p.time_ns // width_ns * bucket_seconds, p.canonical)
@@ -227,9 +284,12 @@ class CounterState:
                 agg.observe(inc)
             else:
                 agg.observe(inc / n, n, inc)
-        return GraphDelta(batch_id=batch.batch_id, metric_buckets=buckets, records=batch.accepted)
+        connectors.finish(graph)
+        return GraphDelta(batch_id=batch.batch_id, metric_buckets=buckets, records=batch.accepted,
+                          entities=graph.entities, edges=graph.edges, service_buckets=graph.service_buckets,
+                          edge_buckets=graph.edge_buckets, runs_on=graph.runs_on, async_edges=graph.async_edges)
 
-    def commit(self, staged: dict[tuple, tuple[int, int, float, int]]) -> None:
+    def commit(self, staged: dict[tuple, tuple]) -> None:
         for k, v in staged.items():
             self._last[k] = v
             self._last.move_to_end(k)
@@ -267,7 +327,8 @@ def _attrs(point: Any, max_value_len: int) -> dict[str, str]:
 
 
 def decode_metrics(payload: bytes | ExportMetricsServiceRequest, content_type: str, *, bucket_seconds: int,
-                   max_name_len: int = 256, max_value_len: int = 1024) -> MetricBatch:
+                   max_name_len: int = 256, max_value_len: int = 1024,
+                   connector_service_stats: str = "servicegraph") -> MetricBatch:
     """Decode one OTLP metrics request; raises ``MalformedPayload``."""
     request = payload if isinstance(payload, ExportMetricsServiceRequest) else parse_request(
         payload, content_type, ExportMetricsServiceRequest(), _fix_ids, "resourceMetrics")
@@ -278,6 +339,7 @@ def decode_metrics(payload: bytes | ExportMetricsServiceRequest, content_type: s
     reasons: Counter[str] = Counter()
     ignored: Counter[str] = Counter()
     accepted = 0
+    graph: GraphDelta | None = None
     for rm in request.resource_metrics:
         res = resource_identity(rm.resource, max_name_len, max_value_len, require_service=False)
         service, infra = ("", ()) if isinstance(res, str) else (res[0], res[4])
@@ -288,6 +350,15 @@ def decode_metrics(payload: bytes | ExportMetricsServiceRequest, content_type: s
                 data = getattr(metric, kind) if kind else None
                 points = data.data_points if data is not None else ()
                 rule = RULES.get(metric.name)
+                conn = connectors.connector_rule(metric.name) if rule is None else None
+                if conn is not None:
+                    if graph is None:
+                        graph = GraphDelta(batch_id="")
+                    resource = None if isinstance(res, str) or not res[0] else (res[0], res[1], res[2], res[4])
+                    accepted += _connector_points(metric, kind, data, points, conn, resource, graph,
+                                                  cumulative, reasons, ignored, width_ns, bucket_seconds,
+                                                  max_value_len, connector_service_stats)
+                    continue
                 if rule is None or kind not in ("gauge", "sum", "histogram"):
                     if points:
                         ignored["unknown metric" if rule is None else f"unsupported type {kind}"] += len(points)
@@ -340,4 +411,78 @@ def decode_metrics(payload: bytes | ExportMetricsServiceRequest, content_type: s
                         agg.observe(value / count, count, value)
                     else:
                         agg.observe(value)
-    return MetricBatch(batch_id, buckets, cumulative, accepted, sum(reasons.values()), reasons, ignored)
+    if graph is not None:
+        connectors.finish(graph)
+    return MetricBatch(batch_id, buckets, cumulative, accepted, sum(reasons.values()), reasons, ignored, graph)
+
+
+def _connector_points(metric: Any, kind: str | None, data: Any, points: Any, conn: connectors.ConnectorRule,
+                      resource: tuple[str, str, str, tuple[str, ...]] | None, graph: GraphDelta,
+                      cumulative: list[_Cumulative], reasons: Counter[str], ignored: Counter[str], width_ns: int,
+                      bucket_seconds: int, max_value_len: int, service_stats: str) -> int:
+    """Decode one connector metric's points (``ingest/connectors.py``); returns accepted."""
+    name = metric.name
+    want = "histogram" if conn.measure in ("client", "server", "duration") else "sum"
+    if kind != want:
+        if points:
+            what = ("exponential histogram (configure the connector with explicit buckets)"
+                    if kind == "exponential_histogram" else f"unsupported type {kind}")
+            ignored[f"{conn.connector}: {what}"] += len(points)
+        return 0
+    temporality = data.aggregation_temporality
+    scale = connectors.unit_ms(conn, metric.unit, name) if want == "histogram" else 1.0
+    accepted = 0
+    for p in points:
+        if temporality not in (_DELTA, _CUMULATIVE):
+            reasons[f"{name}: aggregation temporality unspecified"] += 1
+            continue
+        if not p.time_unix_nano:
+            reasons["missing time"] += 1
+            continue
+        if p.flags & _NO_RECORDED_VALUE:
+            ignored["no value"] += 1
+            continue
+        attrs = _attrs(p, max_value_len)
+        meaning = connectors.interpret(conn, attrs, resource, service_stats, max_value_len)
+        if isinstance(meaning, str):
+            if meaning.startswith("rejected: "):
+                reasons[f"{name}: {meaning[len('rejected: '):]}"] += 1
+            else:
+                ignored[meaning] += 1
+            continue
+        counts: tuple[int, ...] = ()
+        if want == "histogram":
+            value, count = (p.sum if p.HasField("sum") else math.nan), int(p.count)
+            bounds = tuple(b * scale for b in p.explicit_bounds)
+            counts = tuple(int(c) for c in p.bucket_counts)
+            if counts and len(counts) != len(bounds) + 1:
+                reasons[f"{name}: {len(counts)} bucket counts for {len(bounds)} bounds"] += 1
+                continue
+            if count and not math.isfinite(value):
+                reasons[f"{name}: histogram without a sum"] += 1
+                continue
+            if value < 0:
+                reasons[f"{name}: negative duration sum"] += 1
+                continue
+            meaning = replace(meaning, bounds_ms=bounds)
+        else:
+            which = p.WhichOneof("value")
+            value = p.as_double if which == "as_double" else float(p.as_int) if which == "as_int" else math.nan
+            count = -1
+            if not math.isfinite(value):
+                ignored["no value"] += 1
+                continue
+            if value < 0:
+                reasons[f"{name}: negative count"] += 1
+                continue
+        accepted += 1
+        if temporality == _CUMULATIVE:
+            series = ("connector", name, tuple(sorted(attrs.items())), resource)
+            cumulative.append(_Cumulative(series, "", "", p.start_time_unix_nano, p.time_unix_nano, value, count,
+                                          meaning, counts, scale))
+            continue
+        start = p.start_time_unix_nano or p.time_unix_nano
+        mid = (start + p.time_unix_nano) // 2
+        connectors.apply(meaning, graph, mid // width_ns * bucket_seconds,
+                         round(value) if count < 0 else count, value, counts, scale)
+    return accepted

@@ -198,7 +198,8 @@ class Ingestor:
                 decoded: LogBatch | MetricBatch = decode_logs(payload, content_type, self.templates,  # type: ignore[arg-type]
                                                               **limits)
             elif signal == "metrics":
-                decoded = decode_metrics(payload, content_type, **limits)  # type: ignore[arg-type]
+                decoded = decode_metrics(payload, content_type, **limits,  # type: ignore[arg-type]
+                                         connector_service_stats=cfg.connector_service_stats)
             else:
                 raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
         except MalformedPayload:
@@ -222,11 +223,11 @@ class Ingestor:
             return PreparedBatch("", (), decoded.rejected, reasons, IngestResult(0, decoded.rejected, reasons))
         return PreparedBatch(decoded.batch_id, (), decoded.rejected, reasons, signal=decoded)
 
-    def _signal_delta(self, b: PreparedBatch, staged: dict, ignored: Counter[str]) -> GraphDelta:
+    def _signal_delta(self, b: PreparedBatch, staged: dict, ignored: Counter[str], noted: Counter[str]) -> GraphDelta:
         if isinstance(b.signal, LogBatch):
             return b.signal.delta()
         assert isinstance(b.signal, MetricBatch)
-        return self._counter_state.to_delta(b.signal, self._config.bucket_seconds, staged, ignored)
+        return self._counter_state.to_delta(b.signal, self._config.bucket_seconds, staged, ignored, noted)
 
     def ingest_group(self, batches: Sequence[PreparedBatch]) -> list[IngestResult]:
         """Pair and apply several prepared requests in ONE sink transaction (group commit).
@@ -243,12 +244,13 @@ class Ingestor:
             in_group: set[str] = set()
             staged: dict = {}  # cumulative metric series: committed with the group
             ignored: Counter[str] = Counter()
+            noted: Counter[str] = Counter()  # cumulative series that reset (counted from zero)
             for b in batches:
                 if b.batch_id in self._committed or b.batch_id in in_group:
                     continue
                 in_group.add(b.batch_id)
                 if b.signal is not None:
-                    deltas.append(self._signal_delta(b, staged, ignored))
+                    deltas.append(self._signal_delta(b, staged, ignored, noted))
                 else:
                     deltas.append(self._pair_and_aggregate(b, txn))
             # The miner's snapshot rides in the same transaction as the counts it names.
@@ -267,6 +269,7 @@ class Ingestor:
             c["metric_points_ignored"] += sum(ignored.values())
             for reason, count in ignored.items():
                 c[f"ignored:{reason}"] += count
+            c.update(noted)
             c["sink_groups"] += 1
             new = {d.batch_id for d, ok in zip(deltas, applied) if ok}
             recovered = len(deltas) - len(new)  # in the sink, never committed here: lost ack
@@ -323,7 +326,7 @@ class Ingestor:
                          "spans_clamped", "batches_applied", "batches_duplicate", "batches_failed",
                          "cicd_spans", "deployments", "log_records_received", "log_records_accepted",
                          "log_records_rejected", "metric_points_received", "metric_points_accepted",
-                         "metric_points_rejected", "metric_points_ignored"):
+                         "metric_points_rejected", "metric_points_ignored", "metric_series_resets"):
                 out.setdefault(name, 0)
             return out
 

@@ -88,6 +88,10 @@ class Settings:
     #: The same default as ``IngestConfig.pending_ttl_s`` (a test keeps them equal; not
     #: imported, so that client commands do not load the ingest stage).
     pairing_wait_seconds: float = 10.0
+    #: Which Collector connector's metrics give per-service statistics when both the
+    #: servicegraph and spanmetrics connectors send (ingest/connectors.py): taking both
+    #: would count every request twice. Same default as ``IngestConfig``.
+    connector_service_stats: str = "servicegraph"
     #: Bucket times of statistics kept in memory for reads (graph/window_cache.py);
     #: 150 covers a 30-minute baseline + incident and BlastRadius's hour. 0 = off.
     window_cache_buckets: int = 150
@@ -139,6 +143,9 @@ class Settings:
             raise ConfigError(f"ingest_group_max: must be >= 1, got {self.ingest_group_max}")
         if not 0 < self.pairing_wait_seconds <= 3600:  # also refuses nan
             raise ConfigError(f"pairing_wait_seconds: must be in (0, 3600], got {self.pairing_wait_seconds}")
+        if self.connector_service_stats not in ("servicegraph", "spanmetrics"):
+            raise ConfigError("connector_service_stats: must be 'servicegraph' or 'spanmetrics', "
+                              f"got {self.connector_service_stats!r}")
         if self.window_cache_buckets < 0:
             raise ConfigError(f"window_cache_buckets: must be >= 0, got {self.window_cache_buckets}")
         if not 0 <= self.model_check_seconds <= 3600:
@@ -198,6 +205,7 @@ _ENV: dict[str, str] = {
     "max_request_bytes": "ROOTGRAPH_MAX_REQUEST_BYTES",
     "ingest_group_max": "ROOTGRAPH_INGEST_GROUP_MAX",
     "pairing_wait_seconds": "ROOTGRAPH_PAIRING_WAIT_SECONDS",
+    "connector_service_stats": "ROOTGRAPH_CONNECTOR_SERVICE_STATS",
     "window_cache_buckets": "ROOTGRAPH_WINDOW_CACHE_BUCKETS",
     "model_check_seconds": "ROOTGRAPH_MODEL_CHECK_SECONDS",
     "detector_interval_seconds": "ROOTGRAPH_DETECTOR_INTERVAL_SECONDS",

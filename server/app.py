@@ -141,7 +141,8 @@ class App:
         # the log template miner resumes from its snapshot in the graph (ingest/templates.py)
         templates = Templates(*self.writer.load_miner_state()) if ingest else None
         self.ingestor = Ingestor(self._sink, IngestConfig(bucket_seconds=settings.bucket_seconds,
-                                                          pending_ttl_s=settings.pairing_wait_seconds),
+                                                          pending_ttl_s=settings.pairing_wait_seconds,
+                                                          connector_service_stats=settings.connector_service_stats),
                                  templates=templates)
         self.committer = GroupCommitter(self.ingestor, max_requests=settings.ingest_group_max,
                                         available=lambda: self.health.serving)

@@ -69,7 +69,8 @@ def file_ingestor(settings: Settings, writer: "GraphWriter") -> "Ingestor":
     from rootgraph.ingest.pipeline import Ingestor
 
     return Ingestor(writer, IngestConfig(bucket_seconds=settings.bucket_seconds,
-                                         pending_ttl_s=settings.pairing_wait_seconds))
+                                         pending_ttl_s=settings.pairing_wait_seconds,
+                                         connector_service_stats=settings.connector_service_stats))
 
 
 def model_stores(settings: Settings, driver: "Driver") -> tuple["ModelStore", "IncidentStore"]:
