@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
-__all__ = ["ConfigError", "Secret", "Settings", "load_settings", "read_secret_file"]
+__all__ = ["ConfigError", "MAX_INGEST_WORKERS", "Secret", "Settings", "default_workers", "load_settings",
+           "read_secret_file"]
 
 
 class ConfigError(ValueError):
@@ -47,6 +48,21 @@ def read_secret_file(path: Path) -> str:
             f"found mode {stat.S_IMODE(mode):o}"
         )
     return path.read_text(encoding="utf-8").strip()
+
+
+#: Upper bound of ``ingest_workers``: each worker is a process with a pipe to the front.
+MAX_INGEST_WORKERS = 256
+
+
+def default_workers() -> int:
+    """The cores this process may run on (``os.process_cpu_count`` from Python 3.13)."""
+    count = getattr(os, "process_cpu_count", None)
+    if count is not None:
+        return count() or 1
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _default_home() -> Path:
@@ -83,6 +99,10 @@ class Settings:
     max_request_bytes: int = 64 * 1024 * 1024
     #: Most OTLP requests written in one Neo4j transaction (group commit; 1 = off).
     ingest_group_max: int = 32
+    #: Ingest worker processes of ``rootgraph serve`` (server/workers.py): spans are
+    #: sharded by trace id across them so a trace's halves meet in one worker; 1 = the
+    #: single-process path. Default: the cores this process may run on.
+    ingest_workers: int = field(default_factory=lambda: default_workers())
     #: How long an unpaired span half waits for its partner (seconds; ingest/config.py):
     #: longer keeps more halves in memory, shorter turns late halves into fallback edges.
     #: The same default as ``IngestConfig.pending_ttl_s`` (a test keeps them equal; not
@@ -135,6 +155,8 @@ class Settings:
             raise ConfigError(f"retention_hours: must be >= 1, got {self.retention_hours}")
         if self.max_request_bytes < 1024:
             raise ConfigError(f"max_request_bytes: must be >= 1024, got {self.max_request_bytes}")
+        if not 1 <= self.ingest_workers <= MAX_INGEST_WORKERS:
+            raise ConfigError(f"ingest_workers: must be in 1..{MAX_INGEST_WORKERS}, got {self.ingest_workers}")
         if self.ingest_group_max < 1:
             raise ConfigError(f"ingest_group_max: must be >= 1, got {self.ingest_group_max}")
         if not 0 < self.pairing_wait_seconds <= 3600:  # also refuses nan
@@ -197,6 +219,7 @@ _ENV: dict[str, str] = {
     "retention_hours": "ROOTGRAPH_RETENTION_HOURS",
     "max_request_bytes": "ROOTGRAPH_MAX_REQUEST_BYTES",
     "ingest_group_max": "ROOTGRAPH_INGEST_GROUP_MAX",
+    "ingest_workers": "ROOTGRAPH_INGEST_WORKERS",
     "pairing_wait_seconds": "ROOTGRAPH_PAIRING_WAIT_SECONDS",
     "window_cache_buckets": "ROOTGRAPH_WINDOW_CACHE_BUCKETS",
     "model_check_seconds": "ROOTGRAPH_MODEL_CHECK_SECONDS",
