@@ -9,13 +9,15 @@ Where does one Neo4j server become the limit? Two costs grow with the fleet:
   ``--group-services`` services (their edges included), as group commit does;
 * **reading**: a RankCauses window (15 min incident + 30 min baseline) through
   ``WindowReader.read_window`` — cold (every cache dropped: a window nobody read, a
-  post-mortem) and warm (cached rows, one minute re-read as under live ingest).
+  post-mortem) and live (cached rows, one minute re-read as under live ingest); then
+  the rest of a RankCauses on that window, in-process (``RootCauseRanker.rank``:
+  evidence, model, posteriors), so the table says whether Neo4j or inference limits.
 
 Topologies: ``simulate.topologies.generate`` (hubs, shared databases) — up to 2,000
 services per generated application; larger fleets are several generated applications
 side by side (``copy-<k>/`` prefixes), as big organisations are.
 
-    ROOTGRAPH_BENCH_INSTANCE=shard ROOTGRAPH_BENCH_BOLT_PORT=18711 ROOTGRAPH_BENCH_HTTP_PORT=18712 \\
+    ROOTGRAPH_BENCH_INSTANCE=scale-bench ROOTGRAPH_BENCH_BOLT_PORT=18815 ROOTGRAPH_BENCH_HTTP_PORT=18816 \\
         .venv/bin/python bench/graph_growth.py --sizes 500 2000 5000 10000
 """
 
@@ -35,6 +37,7 @@ from ingest import bench_neo4j  # noqa: E402  (bench/ingest.py)
 from rootgraph.graph.reader import WindowReader  # noqa: E402
 from rootgraph.graph.records import Entity, EntityKind, GraphDelta, StatsBucket, Window  # noqa: E402
 from rootgraph.graph.writer import GraphWriter  # noqa: E402
+from rootgraph.inference.rank import RootCauseRanker  # noqa: E402
 from rootgraph.simulate.topologies import generate  # noqa: E402
 
 INSTANCE = os.environ.get("ROOTGRAPH_BENCH_INSTANCE", "bench")
@@ -104,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=int, default=45, help="bucket minutes written (the RankCauses window)")
     p.add_argument("--group-services", type=int, default=1000, help="services per write transaction")
     p.add_argument("--reads", type=int, default=3)
+    p.add_argument("--no-rank", action="store_true", help="skip the in-process RankCauses inference timing")
     args = p.parse_args(argv)
     local, driver, admin, started = bench_neo4j(INSTANCE, BOLT_PORT, HTTP_PORT)
     rows_out = []
@@ -129,10 +133,16 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 reader.read_window(inc, base, BUCKET, timeout_s=300)
                 warm.append((time.perf_counter() - t0) * 1e3)
+            rank_ms = float("nan")
+            if not args.no_rank:
+                t0 = time.perf_counter()
+                RootCauseRanker().rank(data, (), 5)
+                rank_ms = (time.perf_counter() - t0) * 1e3
             r = {"services": n, "entities": len(entities), "edges": len(edges), "bucket_rows": rows,
                  "write_ms_per_1k_rows": round(spent * 1e6 / rows, 1),
                  "write_rows_per_s": round(rows / spent),
                  "read_cold_ms": round(statistics.median(cold)), "read_live_ms": round(statistics.median(warm)),
+                 "rank_inference_ms": round(rank_ms),
                  "window_entities": len(data.entities), "window_edges": len(data.edges)}
             print(r, flush=True)
             rows_out.append(r)
@@ -141,12 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         if started:
             local.stop()
     print("| services | entities | edges | bucket rows written | ms Neo4j / 1k rows | rows/s | "
-          "window read cold ms | live ms |")
-    print("|---|---|---|---|---|---|---|---|")
+          "window read cold ms | live ms | RankCauses inference ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows_out:
         print(f"| {r['services']:,} | {r['entities']:,} | {r['edges']:,} | {r['bucket_rows']:,} | "
               f"{r['write_ms_per_1k_rows']} | {r['write_rows_per_s']:,} | {r['read_cold_ms']:,} | "
-              f"{r['read_live_ms']:,} |")
+              f"{r['read_live_ms']:,} | {r['rank_inference_ms']:,} |")
     return 0
 
 

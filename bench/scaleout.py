@@ -70,6 +70,7 @@ def run_phase(workers: int, template, local, driver, admin, args, workdir: Path)
         entities, edges = fleet(args.rank_services)
         end = (int(time.time()) // BUCKET + 1) * BUCKET
         write_minutes(GraphWriter(driver, "neo4j"), entities, edges, end - 45 * BUCKET, 45, 1000)
+    seeded = admin.ingest_totals()  # the fleet's entry counts: not ingest's, subtracted below
     server = ServerProcess(local.bolt_uri, local.password_file, workdir / f"server-w{workers}.log",
                            workers=workers).start()
     neo4j_pid = local.status().pid
@@ -95,7 +96,7 @@ def run_phase(workers: int, template, local, driver, admin, args, workdir: Path)
         ranker.join(120)
     totals = drv.stop()
     server.stop()
-    got = admin.ingest_totals()
+    got = {k: v - seeded[k] for k, v in admin.ingest_totals().items()}
     spans = max(1, b_spans - a_spans)
     us = lambda s: round(s * 1e6 / spans, 1)  # noqa: E731
     return {
@@ -112,9 +113,59 @@ def run_phase(workers: int, template, local, driver, admin, args, workdir: Path)
     }
 
 
+def run_replicas(replicas: int, template, local, admin, args, workdir: Path) -> dict:  # noqa: ANN001
+    """``replicas`` ``serve --role ingest --workers 1`` processes, each fed by its own
+    sender processes. Every trace of the template is sent whole by one sender, so
+    pinning a driver to a replica routes by trace id as the Collector's ring would
+    (``tests/test_ingest_replicas.py`` checks the ring itself); the ring's own cost is
+    the Collector's, not ours. One sender per replica beyond the first (``--senders``
+    for one replica, as in the worker phases)."""
+    admin.clear()
+    servers = [ServerProcess(local.bolt_uri, local.password_file, workdir / f"replica-{replicas}-{i}.log",
+                             role="ingest", workers=1).start() for i in range(replicas)]
+    neo4j_pid = local.status().pid
+    senders = args.senders if replicas == 1 else 1
+    drivers = []
+    for i, s in enumerate(servers):
+        d = workdir / f"replica-{replicas}-{i}"
+        d.mkdir(exist_ok=True)
+        drivers.append(ReplayDriver(template, s.otlp_grpc, str(d), senders=senders, threads=args.threads,
+                                    first_sender=i * senders).start())
+
+    def acked() -> int:
+        return sum(d.totals()["acked_spans"] for d in drivers)
+
+    def cpu() -> tuple[float, float]:
+        return sum(_cpu_s(p) for s in servers for p in s.tree_pids()), _cpu_s(neo4j_pid)
+
+    time.sleep(args.warmup)
+    a_spans, a_t, (a_srv, a_neo) = acked(), time.monotonic(), cpu()
+    rss: list[int] = []
+    while time.monotonic() - a_t < args.duration:
+        time.sleep(1.0)
+        rss.append(sum(s.tree_memory_kb() for s in servers))
+    b_spans, b_t, (b_srv, b_neo) = acked(), time.monotonic(), cpu()
+    totals = [d.stop() for d in drivers]
+    for s in servers:
+        s.stop()
+    got = admin.ingest_totals()
+    spans = max(1, b_spans - a_spans)
+    us = lambda x: round(x * 1e6 / spans, 1)  # noqa: E731
+    return {
+        "replicas": replicas, "spans_per_s": round(spans / (b_t - a_t)),
+        "cpu_us_per_span_server": us(b_srv - a_srv), "cpu_us_per_span_neo4j": us(b_neo - a_neo),
+        "cpu_us_per_span_all": us(b_srv - a_srv + b_neo - a_neo),
+        "server_tree_peak_rss_mib": round(max(rss) / 1024, 1),
+        "exact": (got["spans"], got["entries"]) == (sum(t["acked_spans"] for t in totals),
+                                                    sum(t["acked_entries"] for t in totals))
+        and all(t["gave_up_spans"] == 0 for t in totals),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--workers", type=int, nargs="*", default=[1, 2])
+    p.add_argument("--replicas", type=int, nargs="*", default=[], help="also: N ingest replicas (e.g. 1 2 3)")
     p.add_argument("--duration", type=float, default=60.0, help="measured seconds per phase")
     p.add_argument("--warmup", type=float, default=10.0, help="seconds before measuring")
     p.add_argument("--senders", type=int, default=2)
@@ -128,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         template = build_template(args.template_spans)
         with tempfile.TemporaryDirectory(prefix="rootgraph-scaleout-") as tmp:
             rows = [run_phase(w, template, local, driver, admin, args, Path(tmp)) for w in args.workers]
+            reps = [run_replicas(n, template, local, admin, args, Path(tmp)) for n in args.replicas]
     finally:
         driver.close()
         if started:
@@ -141,8 +193,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['cpu_us_per_span_workers']} | {r['cpu_us_per_span_server']} | {r['cpu_us_per_span_neo4j']} | "
               f"{r['cpu_us_per_span_all']} | {first}→{last} ({r['server_tree_peak_rss_mib']}) | "
               f"{r['rank_p50_ms']} / {r['rank_p95_ms']} ({r['rank_calls']}) | {r['exact']} |")
-    print(json.dumps(rows))
-    return 0 if all(r["exact"] for r in rows) else 1
+    if reps:
+        print("\n| ingest replicas | spans/s | µs CPU/span rootgraph | Neo4j | all | peak RSS MiB (all replicas) | exact |")
+        print("|---|---|---|---|---|---|---|")
+        for r in reps:
+            print(f"| {r['replicas']} | {r['spans_per_s']:,} | {r['cpu_us_per_span_server']} | "
+                  f"{r['cpu_us_per_span_neo4j']} | {r['cpu_us_per_span_all']} | {r['server_tree_peak_rss_mib']} | "
+                  f"{r['exact']} |")
+    print(json.dumps(rows + reps))
+    return 0 if all(r["exact"] for r in rows + reps) else 1
 
 
 if __name__ == "__main__":

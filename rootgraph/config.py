@@ -19,8 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
-__all__ = ["ConfigError", "MAX_INGEST_WORKERS", "Secret", "Settings", "default_workers", "load_settings",
-           "read_secret_file"]
+__all__ = ["ConfigError", "MAX_INGEST_WORKERS", "Secret", "Settings", "load_settings", "read_secret_file"]
 
 
 class ConfigError(ValueError):
@@ -52,17 +51,6 @@ def read_secret_file(path: Path) -> str:
 
 #: Upper bound of ``ingest_workers``: each worker is a process with a pipe to the front.
 MAX_INGEST_WORKERS = 256
-
-
-def default_workers() -> int:
-    """The cores this process may run on (``os.process_cpu_count`` from Python 3.13)."""
-    count = getattr(os, "process_cpu_count", None)
-    if count is not None:
-        return count() or 1
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _default_home() -> Path:
@@ -101,8 +89,11 @@ class Settings:
     ingest_group_max: int = 32
     #: Ingest worker processes of ``rootgraph serve`` (server/workers.py): spans are
     #: sharded by trace id across them so a trace's halves meet in one worker; 1 = the
-    #: single-process path. Default: the cores this process may run on.
-    ingest_workers: int = field(default_factory=lambda: default_workers())
+    #: single-process path. Why 1 and not one per core: on the 2-core machine, where
+    #: Neo4j and the senders share the cores, 2 workers took +23 % spans/s but cost +17 %
+    #: CPU per span (all processes) and were slower under RankCauses load (BENCHMARKS.md
+    #: "Scale-out"); give it the cores that Neo4j and the API do not need.
+    ingest_workers: int = 1
     #: How long an unpaired span half waits for its partner (seconds; ingest/config.py):
     #: longer keeps more halves in memory, shorter turns late halves into fallback edges.
     #: The same default as ``IngestConfig.pending_ttl_s`` (a test keeps them equal; not

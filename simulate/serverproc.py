@@ -47,7 +47,7 @@ class ServerProcess:
                  extra_env: dict[str, str] | None = None, role: str = "all",
                  workers: int | None = None) -> None:
         self.role = role
-        #: ``--workers`` (None: the server's default, one ingest worker per core)
+        #: ``--workers`` (None: the server's default, ``Settings.ingest_workers``)
         self.workers = workers
         self.api = f"127.0.0.1:{free_port()}"
         self.otlp_grpc = f"127.0.0.1:{free_port()}"

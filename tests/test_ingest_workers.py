@@ -101,11 +101,13 @@ def test_trace_ring_picks_the_next_position_like_the_collector() -> None:
     assert min(counts.values()) > 500  # every replica gets a share
 
 
-def test_ingest_workers_setting_defaults_to_the_cores_and_is_validated() -> None:
-    assert Settings().ingest_workers == len(os.sched_getaffinity(0))
+def test_ingest_workers_setting_defaults_to_one_process_and_is_validated() -> None:
+    assert Settings().ingest_workers == 1
     assert load_settings({"ROOTGRAPH_INGEST_WORKERS": "3"}).ingest_workers == 3
     with pytest.raises(ConfigError, match="ingest_workers"):
         load_settings({"ROOTGRAPH_INGEST_WORKERS": "0"})
+    with pytest.raises(ConfigError, match="ingest_workers"):
+        load_settings(ingest_workers=257)
 
 
 def _export(address: str, body: bytes) -> None:
