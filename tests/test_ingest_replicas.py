@@ -27,13 +27,19 @@ from test_ingest_workers import _export
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
 
+#: How long a half waits for its partner. A chunk's two requests are sent one after the
+#: other, so correctly routed halves pair in well under a second; round-robin halves
+#: wait this long and expire. Generous, so a loaded machine cannot expire a real pair
+#: (1 s did, at load average 10: 125 of 150 paired).
+PAIRING_WAIT_S = 8
+
 COUNTERS = ("paired", "unpaired_client", "unpaired_server", "late_after_expiry", "expired", "spans_accepted")
 
 
 def _run(store: GraphAdmin, local: LocalNeo4j, tmp: Path, replicas: int, route: str) -> tuple[dict, dict]:  # noqa: ANN401
     store.clear()
     servers = [ServerProcess(local.bolt_uri, local.password_file, tmp / f"{route}-{i}.log", role="ingest",
-                             workers=1, extra_env={"ROOTGRAPH_PAIRING_WAIT_SECONDS": "1"})
+                             workers=1, extra_env={"ROOTGRAPH_PAIRING_WAIT_SECONDS": str(PAIRING_WAIT_S)})
                for i in range(replicas)]
     try:
         for s in servers:
@@ -50,7 +56,7 @@ def _run(store: GraphAdmin, local: LocalNeo4j, tmp: Path, replicas: int, route: 
         def pending() -> float:
             return sum(s.metrics()["rootgraph_ingest_pending_clients"] + s.metrics()["rootgraph_ingest_pending_servers"]
                        for s in servers)
-        wait_until(lambda: pending() == 0, 30, "every half paired or expired", poll_s=0.2)
+        wait_until(lambda: pending() == 0, PAIRING_WAIT_S + 60, "every half paired or expired", poll_s=0.2)
         counters = {c: sum(s.metrics()[f"rootgraph_ingest_{c}"] for s in servers) for c in COUNTERS}
     finally:
         for s in servers:
