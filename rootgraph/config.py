@@ -90,9 +90,10 @@ class Settings:
     #: Ingest worker processes of ``rootgraph serve`` (server/workers.py): spans are
     #: sharded by trace id across them so a trace's halves meet in one worker; 1 = the
     #: single-process path. Why 1 and not one per core: on the 2-core machine, where
-    #: Neo4j and the senders share the cores, 2 workers took +23 % spans/s but cost +17 %
-    #: CPU per span (all processes) and were slower under RankCauses load (BENCHMARKS.md
-    #: "Scale-out"); give it the cores that Neo4j and the API do not need.
+    #: Neo4j and the senders share the cores, 2 workers took +23 % spans/s like for like
+    #: but cost +17 % CPU per span (all processes; budget 15 %), +90 MiB, and under
+    #: RankCauses load went -30 % in one run and +15 % in another (BENCHMARKS.md
+    #: "Scale-out"): not reliably better there. Give it the cores Neo4j and the API leave.
     ingest_workers: int = 1
     #: How long an unpaired span half waits for its partner (seconds; ingest/config.py):
     #: longer keeps more halves in memory, shorter turns late halves into fallback edges.
