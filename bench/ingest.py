@@ -73,6 +73,7 @@ def run_phase(name: str, template: ReplayTemplate, local: LocalNeo4j, driver, ad
     totals = drv.stop()
     elapsed_all = time.monotonic() - t0
     metrics = server.metrics()
+    workers = int(metrics.get("rootgraph_ingest_ingest_workers", 1))  # absent: the single-process path
     peak = server.memory_kb()["VmHWM"]
     server.stop()  # graceful: drains and flushes waiting halves before the count
     got = admin.ingest_totals()
@@ -94,10 +95,13 @@ def run_phase(name: str, template: ReplayTemplate, local: LocalNeo4j, driver, ad
         "server_rss_mib_samples": [(t, round(kb / 1024, 1)) for t, kb in rss],
         "server_peak_rss_mib": round(peak / 1024, 1),
         "neo4j": got,
+        "ingest_workers": workers,
         "lost_or_double": {
             "spans": got["spans"] - totals["acked_spans"],
             "entries": got["entries"] - totals["acked_entries"],
-            "batches": got["batches"] - totals["acked_requests"],
+            # a request is one IngestBatch per ingest worker it touched (server/workers.py)
+            "batches": 0 if totals["acked_requests"] <= got["batches"] <= workers * totals["acked_requests"]
+            else got["batches"] - totals["acked_requests"],
         },
     }
     result["ok"] = (not any(result["lost_or_double"].values()) and totals["gave_up_spans"] == 0)

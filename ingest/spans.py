@@ -59,6 +59,7 @@ __all__ = [
     "infra_id",
     "items",
     "parse_request",
+    "parse_traces",
     "request_digest",
     "resource_identity",
     "value_text",
@@ -188,10 +189,12 @@ def decode(
     # search tells whether any span can be a CI/CD span; if none can, SERVER and
     # INTERNAL spans need no attributes at all (the costliest part of decoding).
     maybe_cicd = _CICD_NEEDLE in payload
-    return _walk(_parse(payload, content_type), max_name_len, max_value_len, maybe_cicd)
+    return _walk(parse_traces(payload, content_type), max_name_len, max_value_len, maybe_cicd)
 
 
-def _parse(payload: bytes, content_type: str) -> ExportTraceServiceRequest:
+def parse_traces(payload: bytes, content_type: str = "application/x-protobuf") -> ExportTraceServiceRequest:
+    """The ``ExportTraceServiceRequest`` of an OTLP protobuf or JSON body; raises
+    :class:`MalformedPayload` (also the sharded front's check, server/workers.py)."""
     return parse_request(payload, content_type, ExportTraceServiceRequest(), _hex_ids_to_base64, "resourceSpans")
 
 

@@ -91,13 +91,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     overrides = {k: v for k, v in (("api_address", args.api), ("otlp_grpc_address", args.otlp_grpc),
                                    ("otlp_http_address", args.otlp_http),
-                                   ("pairing_wait_seconds", args.pairing_wait)) if v is not None}
+                                   ("pairing_wait_seconds", args.pairing_wait),
+                                   ("ingest_workers", args.workers)) if v is not None}
     settings = load_settings(**overrides)
     tls = tls_files(args.tls_cert, args.tls_key, args.tls_client_ca)
     driver = open_driver(settings, log=_log)
     app = build_app(settings, driver, tls=tls, role=args.role).start()
     parts = ([f"api {settings.api_address}"] if args.role != "ingest" else []) + (
-        [f"OTLP gRPC {settings.otlp_grpc_address}", f"OTLP HTTP {settings.otlp_http_address}"]
+        [f"OTLP gRPC {settings.otlp_grpc_address}", f"OTLP HTTP {settings.otlp_http_address}",
+         f"{settings.ingest_workers} ingest worker(s)"]
         if args.role != "api" else [])
     err_console.print(
         f"rootgraph serving ({args.role}): {', '.join(parts)} (auth {'on' if settings.api_token else 'off'}, "
@@ -412,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--otlp-http", help="OTLP HTTP listen address (default 127.0.0.1:4318)")
     p.add_argument("--pairing-wait", type=float, metavar="SECONDS",
                    help="how long an unpaired span half waits for its partner (default 10)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="ingest worker processes, spans sharded by trace id (default 1: one process)")
     p.add_argument("--tls-cert", help="PEM certificate: serve gRPC over TLS")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument("--tls-client-ca", help="PEM CA bundle: require client certificates (mTLS)")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
-__all__ = ["ConfigError", "Secret", "Settings", "load_settings", "read_secret_file"]
+__all__ = ["ConfigError", "MAX_INGEST_WORKERS", "Secret", "Settings", "load_settings", "read_secret_file"]
 
 
 class ConfigError(ValueError):
@@ -47,6 +47,10 @@ def read_secret_file(path: Path) -> str:
             f"found mode {stat.S_IMODE(mode):o}"
         )
     return path.read_text(encoding="utf-8").strip()
+
+
+#: Upper bound of ``ingest_workers``: each worker is a process with a pipe to the front.
+MAX_INGEST_WORKERS = 256
 
 
 def _default_home() -> Path:
@@ -83,6 +87,14 @@ class Settings:
     max_request_bytes: int = 64 * 1024 * 1024
     #: Most OTLP requests written in one Neo4j transaction (group commit; 1 = off).
     ingest_group_max: int = 32
+    #: Ingest worker processes of ``rootgraph serve`` (server/workers.py): spans are
+    #: sharded by trace id across them so a trace's halves meet in one worker; 1 = the
+    #: single-process path. Why 1 and not one per core: on the 2-core machine, where
+    #: Neo4j and the senders share the cores, 2 workers took +23 % spans/s like for like
+    #: but cost +17 % CPU per span (all processes; budget 15 %), +90 MiB, and under
+    #: RankCauses load went -30 % in one run and +15 % in another (BENCHMARKS.md
+    #: "Scale-out"): not reliably better there. Give it the cores Neo4j and the API leave.
+    ingest_workers: int = 1
     #: How long an unpaired span half waits for its partner (seconds; ingest/config.py):
     #: longer keeps more halves in memory, shorter turns late halves into fallback edges.
     #: The same default as ``IngestConfig.pending_ttl_s`` (a test keeps them equal; not
@@ -139,6 +151,8 @@ class Settings:
             raise ConfigError(f"retention_hours: must be >= 1, got {self.retention_hours}")
         if self.max_request_bytes < 1024:
             raise ConfigError(f"max_request_bytes: must be >= 1024, got {self.max_request_bytes}")
+        if not 1 <= self.ingest_workers <= MAX_INGEST_WORKERS:
+            raise ConfigError(f"ingest_workers: must be in 1..{MAX_INGEST_WORKERS}, got {self.ingest_workers}")
         if self.ingest_group_max < 1:
             raise ConfigError(f"ingest_group_max: must be >= 1, got {self.ingest_group_max}")
         if not 0 < self.pairing_wait_seconds <= 3600:  # also refuses nan
@@ -204,6 +218,7 @@ _ENV: dict[str, str] = {
     "retention_hours": "ROOTGRAPH_RETENTION_HOURS",
     "max_request_bytes": "ROOTGRAPH_MAX_REQUEST_BYTES",
     "ingest_group_max": "ROOTGRAPH_INGEST_GROUP_MAX",
+    "ingest_workers": "ROOTGRAPH_INGEST_WORKERS",
     "pairing_wait_seconds": "ROOTGRAPH_PAIRING_WAIT_SECONDS",
     "connector_service_stats": "ROOTGRAPH_CONNECTOR_SERVICE_STATS",
     "window_cache_buckets": "ROOTGRAPH_WINDOW_CACHE_BUCKETS",

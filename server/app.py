@@ -11,13 +11,13 @@ written, not lost.
 (issue 8: RankCauses callers slowed sustained ingest): ``ingest`` serves only the OTLP
 receivers (plus health), ``api`` only ``RootCause`` (plus health). Neo4j is the only
 state they share; the API's read cache stays coherent through the bucket stamps the
-ingest process writes (``graph/window_cache.py``). Run one ingest process per
-deployment: span pairing memory is per process.
+ingest process writes (``graph/window_cache.py``). Ingest may use several cores:
+``settings.ingest_workers`` processes sharded by trace id (``server/workers.py``); several
+ingest replicas need a trace-id-routing Collector in front (README "Scale-out").
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -44,11 +44,11 @@ from rootgraph.graph.records import GraphDelta
 from rootgraph.graph.model_versions import ModelStore
 from rootgraph.graph.reader import WindowReader
 from rootgraph.graph.writer import GraphWriter
-from rootgraph.ingest.config import IngestConfig
 from rootgraph.ingest.group import GroupCommitter
 from rootgraph.ingest.pipeline import Ingestor
 from rootgraph.server.alerts import AlertReceiver
 from rootgraph.server.auth import TokenAuthInterceptor, server_credentials
+from rootgraph.server.gc_tuning import tune_gc
 from rootgraph.server.detector import Detector, detector_config, load_slos
 from rootgraph.server.health import HealthMonitor
 from rootgraph.ingest.templates import Templates
@@ -59,13 +59,12 @@ from rootgraph.server.rootcause import RootCauseServicer
 from rootgraph.server.services import add_service
 from rootgraph.server.telemetry import prometheus_text, setup_telemetry
 from rootgraph.server.whatif import WhatIf
+from rootgraph.server.wiring import ingest_config
 from rootgraph.v1 import rootgraph_pb2
 
 __all__ = ["App", "ROLES", "TlsFiles"]
 
 ROLES = ("all", "ingest", "api")
-#: gen-0 allocations, gen-0 runs per gen-1 run, gen-1 runs per gen-2 run (``tune_gc``)
-GC_THRESHOLDS = (50_000, 20, 100)
 #: The read-cache warmer's period and how far back it keeps statistics in memory.
 WARM_EVERY_S = 15.0
 WARM_SPAN_S = 90 * 60
@@ -102,22 +101,6 @@ class _TimedSink:
             self.max_ms = max(self.max_ms, ms)
 
 
-def tune_gc() -> None:
-    """Make full (generation-2) garbage collections rare and cheap.
-
-    Why: a RankCauses call allocates ~10^5-10^6 objects; with CPython's default thresholds
-    a full collection ran every ~6 calls and scanned every tracked object of the process
-    (imported modules, the read cache), pausing the call 150-210 ms -- the whole gap
-    between p50 and p95 at 500 services (bench/latency.py "live"). Objects alive at start
-    (modules, settings) are moved out of collection with ``gc.freeze``; larger gen-0/1
-    thresholds make full collections ~100x rarer. Young cyclic garbage is still collected
-    promptly by the gen-0/1 collections; acyclic garbage never waits for the collector.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLDS[0], GC_THRESHOLDS[1], GC_THRESHOLDS[2])
-
-
 class App:
     """The running service. ``start()`` binds everything; ``stop()`` drains and closes."""
 
@@ -140,12 +123,17 @@ class App:
         self._sink = _TimedSink(self.writer)
         # the log template miner resumes from its snapshot in the graph (ingest/templates.py)
         templates = Templates(*self.writer.load_miner_state()) if ingest else None
-        self.ingestor = Ingestor(self._sink, IngestConfig(bucket_seconds=settings.bucket_seconds,
-                                                          pending_ttl_s=settings.pairing_wait_seconds,
-                                                          connector_service_stats=settings.connector_service_stats),
-                                 templates=templates)
-        self.committer = GroupCommitter(self.ingestor, max_requests=settings.ingest_group_max,
-                                        available=lambda: self.health.serving)
+        self._sharded = ingest and settings.ingest_workers > 1
+        if self._sharded:  # spans sharded by trace id over worker processes (server/workers.py)
+            from rootgraph.server.workers import ShardedIngest
+
+            self.ingestor = self.committer = ShardedIngest(  # type: ignore[assignment]
+                settings, settings.ingest_workers, sink=self._sink, group_max=settings.ingest_group_max,
+                available=lambda: self.health.serving, templates=templates)
+        else:
+            self.ingestor = Ingestor(self._sink, ingest_config(settings), templates=templates)
+            self.committer = GroupCommitter(self.ingestor, max_requests=settings.ingest_group_max,
+                                            available=lambda: self.health.serving)
         consumer = IngestConsumer(self.committer)
         # The current (:ModelVersion), looked up every model_check_seconds: promote/rollback
         # from another process need no restart.
@@ -179,7 +167,8 @@ class App:
                                                         bucket_seconds=settings.bucket_seconds)))
         if ingest:
             hosted.append(add_service(self._grpc, trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"],
-                                      TraceServiceServicer(consumer)))
+                                      # sharded: the front cuts the bytes by trace id (server/workers.py)
+                                      TraceServiceServicer(consumer), raw=self._sharded))
             hosted.append(add_service(self._grpc, logs_service_pb2.DESCRIPTOR.services_by_name["LogsService"],
                                       LogsServiceServicer(consumer)))
             hosted.append(add_service(self._grpc, metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"],

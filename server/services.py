@@ -35,25 +35,30 @@ MAX_SCANNED_FIELDS = 10_000
 _FIXED = {1: 8, 5: 4}  # wire type -> payload bytes
 
 
-def add_service(server: grpc.Server, service: ServiceDescriptor, servicer: Any) -> str:
+def add_service(server: grpc.Server, service: ServiceDescriptor, servicer: Any, *, raw: bool = False) -> str:
     """Serve ``servicer``'s methods for ``service`` on ``server``; return the service's
     full name (for the reflection list).
 
     Unary and server-streaming methods (``WatchIncidents``); a server-streaming
     implementation returns an iterator of responses, and a request that does not decode
     ends the stream with INVALID_ARGUMENT before anything is sent, exactly as a unary
-    call is refused. Client streaming is not hosted (nothing needs it).
+    call is refused. Client streaming is not hosted (nothing needs it). ``raw`` (unary
+    only): the implementation gets the request bytes and decodes them itself -- the
+    sharded ingest front cuts the bytes by trace id for its workers (server/workers.py)
+    and maps its own decode errors.
     """
-    handlers = {m.name: _method_handler(m, getattr(servicer, m.name)) for m in service.methods}
+    handlers = {m.name: _method_handler(m, getattr(servicer, m.name), raw) for m in service.methods}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
     server.add_registered_method_handlers(service.full_name, handlers)
     return service.full_name
 
 
-def _method_handler(method: MethodDescriptor, implementation: Callable[[Any, grpc.ServicerContext], Any]
-                    ) -> grpc.RpcMethodHandler:
+def _method_handler(method: MethodDescriptor, implementation: Callable[[Any, grpc.ServicerContext], Any],
+                    raw: bool = False) -> grpc.RpcMethodHandler:
     if method.client_streaming:
         raise ValueError(f"{method.full_name}: client-streaming methods are not supported by add_service")
+    if raw and method.server_streaming:
+        raise ValueError(f"{method.full_name}: raw handlers are unary only")
     request_type = message_factory.GetMessageClass(method.input_type)
     response_type = message_factory.GetMessageClass(method.output_type)
     type_name = method.input_type.full_name
@@ -73,8 +78,8 @@ def _method_handler(method: MethodDescriptor, implementation: Callable[[Any, grp
         return grpc.unary_stream_rpc_method_handler(stream, request_deserializer=None,
                                                     response_serializer=response_type.SerializeToString)
 
-    def handler(raw: bytes, context: grpc.ServicerContext) -> Any:
-        return implementation(decode(raw, context), context)
+    def handler(body: bytes, context: grpc.ServicerContext) -> Any:
+        return implementation(body if raw else decode(body, context), context)
 
     # request_deserializer=None: grpcio passes the request bytes through untouched.
     return grpc.unary_unary_rpc_method_handler(handler, request_deserializer=None,

@@ -26,10 +26,11 @@ if TYPE_CHECKING:
     from rootgraph.graph.model_versions import ModelStore
     from rootgraph.graph.reader import WindowReader
     from rootgraph.graph.writer import GraphWriter
+    from rootgraph.ingest.config import IngestConfig
     from rootgraph.ingest.pipeline import Ingestor
     from rootgraph.server.app import App, TlsFiles
 
-__all__ = ["Graph", "build_app", "file_ingestor", "model_stores", "open_graph", "tls_files"]
+__all__ = ["Graph", "build_app", "file_ingestor", "ingest_config", "model_stores", "open_graph", "tls_files"]
 
 Log = Callable[[str], None]
 
@@ -63,14 +64,20 @@ def open_graph(settings: Settings, *, log: Log = print) -> Iterator[Graph]:
         driver.close()
 
 
+def ingest_config(settings: Settings) -> "IngestConfig":
+    """The ingest pipeline's configuration from the settings: one place for the server,
+    its ingest workers (server/workers.py) and ``rootgraph ingest``."""
+    from rootgraph.ingest.config import IngestConfig
+
+    return IngestConfig(bucket_seconds=settings.bucket_seconds, pending_ttl_s=settings.pairing_wait_seconds,
+                        connector_service_stats=settings.connector_service_stats)
+
+
 def file_ingestor(settings: Settings, writer: "GraphWriter") -> "Ingestor":
     """The ingest pipeline over ``writer`` with the configured bucket width (``rootgraph ingest``)."""
-    from rootgraph.ingest.config import IngestConfig
     from rootgraph.ingest.pipeline import Ingestor
 
-    return Ingestor(writer, IngestConfig(bucket_seconds=settings.bucket_seconds,
-                                         pending_ttl_s=settings.pairing_wait_seconds,
-                                         connector_service_stats=settings.connector_service_stats))
+    return Ingestor(writer, ingest_config(settings))
 
 
 def model_stores(settings: Settings, driver: "Driver") -> tuple["ModelStore", "IncidentStore"]:

@@ -218,7 +218,7 @@ class ReplayDriver:
 
     def __init__(self, template: ReplayTemplate, endpoint: str, workdir: str, *, protocol: str = "grpc",
                  senders: int = 2, threads: int = 4, timeout_s: float = 30.0,
-                 give_up_after_s: float = 600.0) -> None:
+                 give_up_after_s: float = 600.0, first_sender: int = 0) -> None:
         import multiprocessing as mp
         import os
         import pickle
@@ -229,6 +229,9 @@ class ReplayDriver:
             pickle.dump(template, fh)
         self._args = (endpoint, protocol, threads, timeout_s, give_up_after_s)
         self._senders = senders
+        #: sender numbers start here: several drivers at once (one per ingest replica,
+        #: bench/scaleout.py) must not send the same trace ids
+        self._first_sender = first_sender
         self._stop = self._ctx.Event()
         self._counters = [self._ctx.Array("q", 5) for _ in range(senders)]
         self._procs: list = []  # type: ignore[type-arg]
@@ -240,7 +243,7 @@ class ReplayDriver:
         for k in range(self._senders):
             p = self._ctx.Process(
                 target=sender_main, name=f"replay-{k}", daemon=True,
-                args=(self._file, k, threads, endpoint, protocol, self._stop, self._counters[k],
+                args=(self._file, self._first_sender + k, threads, endpoint, protocol, self._stop, self._counters[k],
                       time.time() + give_up, timeout_s))
             p.start()
             self._procs.append(p)

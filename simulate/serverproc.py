@@ -44,8 +44,11 @@ class ServerProcess:
     """One ``rootgraph serve`` child on free loopback ports."""
 
     def __init__(self, neo4j_uri: str, password_file: Path, log_path: Path,
-                 extra_env: dict[str, str] | None = None, role: str = "all") -> None:
+                 extra_env: dict[str, str] | None = None, role: str = "all",
+                 workers: int | None = None) -> None:
         self.role = role
+        #: ``--workers`` (None: the server's default, ``Settings.ingest_workers``)
+        self.workers = workers
         self.api = f"127.0.0.1:{free_port()}"
         self.otlp_grpc = f"127.0.0.1:{free_port()}"
         self.otlp_http = f"127.0.0.1:{free_port()}"
@@ -65,6 +68,8 @@ class ServerProcess:
         exe = Path(sys.executable).with_name("rootgraph")
         cmd = [str(exe), "serve", "--api", self.api, "--otlp-grpc", self.otlp_grpc,
                "--otlp-http", self.otlp_http, "--role", self.role]
+        if self.workers is not None:
+            cmd += ["--workers", str(self.workers)]
         with open(self._log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, env=self._env, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
@@ -89,6 +94,54 @@ class ServerProcess:
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0])
         return out
+
+    def tree_pids(self) -> list[int]:
+        """The server and its ingest workers (children, recursively), server first."""
+        out, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop(0)
+            out.append(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                try:
+                    todo += [int(c) for c in (task / "children").read_text().split()]
+                except OSError:
+                    continue
+        return out
+
+    def worker_pids(self) -> list[int]:
+        """The ingest workers (``multiprocessing`` spawn children, not its resource tracker)."""
+        out = []
+        for pid in self.tree_pids()[1:]:
+            try:
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    out.append(pid)
+            except OSError:
+                continue
+        return out
+
+    def tree_memory_kb(self) -> int:
+        """VmRSS summed over the server and its workers, in kB."""
+        total = 0
+        for pid in self.tree_pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return total
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server and its live workers so far (``/proc/<pid>/stat``)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.tree_pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        return total / tick
 
     def metrics(self) -> dict[str, float]:
         """The server's ``/metrics`` (Prometheus text) as ``{name: value}``."""

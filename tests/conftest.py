@@ -37,6 +37,9 @@ def neo4j_settings() -> Settings:
         # Tests that ingest faults must not get incidents they did not ask for; the
         # detector's own tests turn it on (tests/test_detector_server.py).
         detector_interval_seconds=0,
+        # One ingest process, whatever the default becomes: the sharded path has its own
+        # tests (test_ingest_workers.py) that ask for workers explicitly.
+        ingest_workers=1,
     )
 
 

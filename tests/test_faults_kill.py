@@ -26,7 +26,8 @@ def test_sigkill_mid_ingest_keeps_every_acknowledged_batch(
         pytest.skip("needs the password file of the local test Neo4j")
     local = LocalNeo4j(neo4j_settings)
     template = small_template()
-    server = ServerProcess(local.bolt_uri, local.password_file, tmp_path / "server.log").start()
+    # the single-process path (--workers 1); the sharded one: test_ingest_workers.py
+    server = ServerProcess(local.bolt_uri, local.password_file, tmp_path / "server.log", workers=1).start()
     driver = ReplayDriver(template, server.otlp_grpc, str(tmp_path), senders=2, threads=3,
                           timeout_s=30.0, give_up_after_s=120.0).start()
     try:

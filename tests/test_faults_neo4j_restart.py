@@ -26,8 +26,10 @@ def test_neo4j_restart_mid_ingest_loses_nothing(faults_neo4j: tuple[LocalNeo4j, 
                                                 tmp_path) -> None:  # noqa: ANN001
     local, settings = faults_neo4j
     template = small_template()
+    # one ingest process: batches == requests below (with N workers a request is one
+    # IngestBatch per worker it touches; test_ingest_workers.py checks that path)
     server = ServerProcess(local.bolt_uri, local.password_file, tmp_path / "server.log",
-                           {"ROOTGRAPH_INGEST_GROUP_MAX": "8"}).start()
+                           {"ROOTGRAPH_INGEST_GROUP_MAX": "8"}, workers=1).start()
     driver = ReplayDriver(template, server.otlp_grpc, str(tmp_path), senders=1, threads=3,
                           timeout_s=20.0, give_up_after_s=150.0).start()
     try:
