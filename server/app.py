@@ -349,6 +349,12 @@ class App:
         """Graceful: refuse new RPCs, finish in-flight ones, then flush waiting halves."""
         self._stop.set()
         self._sink.newer_bucket.set()  # a detector waiting for data stops now
+        # The background loops finish the round they are in (bounded by the grace): a
+        # loop still reading when the caller closes the driver fails inside the driver
+        # (bench/detection.py died of a BufferError from exactly that).
+        for t in self._threads:
+            if t.is_alive():
+                t.join(timeout=grace_s)
         if self.detector is not None:
             self.detector.stop()
         if self._http is not None:
