@@ -31,7 +31,7 @@ continues the open incidents).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -43,7 +43,7 @@ from rootgraph.inference.topology import bfs_up, callers_of, entry_callers
 
 __all__ = [
     "BurnWindow", "DEFAULT_BURN_WINDOWS", "DetectorConfig", "IncidentChange", "IncidentTracker", "OpenIncident",
-    "Slo", "Symptom", "Topology", "baseline_symptoms", "beyond_bucket_noise", "errors_beyond_dispersion",
+    "Slo", "Symptom", "Topology", "baseline_symptoms", "beyond_bucket_noise", "bucket_alpha", "errors_beyond_dispersion",
     "latency_beyond_bucket_spread", "slo_symptoms",
 ]
 
@@ -104,6 +104,9 @@ class DetectorConfig:
     baseline_buckets: int
     confirm_buckets: int
     resolve_buckets: int
+    #: see ``Settings.detector_false_alarms_per_day`` (None: the bucket-level tests at
+    #: ``evidence.alpha``)
+    false_alarms_per_day: float | None = None
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
 
 
@@ -187,13 +190,26 @@ def beyond_bucket_noise(data: WindowData, entity: str, errors: bool, latency: bo
     return None
 
 
-def baseline_symptoms(data: WindowData, skip: Iterable[str] = (),
-                      config: EvidenceConfig | None = None) -> list[Symptom]:
+def bucket_alpha(data: WindowData, false_alarms_per_day: float, alpha: float) -> float:
+    """The bucket-level tests' level when the detector asks them of every service with
+    rows in every bucket of a day: ``false_alarms_per_day`` spread over those questions
+    (Bonferroni), never looser than ``alpha``. RankCauses asks once per window and keeps
+    ``alpha``; a detector asking 1,440 x N times a day at 1e-3 would raise ~1.4 N
+    false symptoms a day by construction."""
+    questions = max(1, len(data.service_buckets)) * 86400.0 / data.bucket_seconds
+    return min(alpha, false_alarms_per_day / questions)
+
+
+def baseline_symptoms(data: WindowData, skip: Iterable[str] = (), config: EvidenceConfig | None = None,
+                      *, false_alarms_per_day: float | None = None) -> list[Symptom]:
     """Entities anomalous in ``data``'s incident window against its baseline, by the
-    scoring RankCauses uses and the bucket-level tests (module doc); infrastructure (no
+    scoring RankCauses uses and the bucket-level tests (module doc; at
+    :func:`bucket_alpha` when ``false_alarms_per_day`` is given); infrastructure (no
     statistics of its own) and ``skip`` (entities judged by an SLO instead) left out."""
     cfg = config or EvidenceConfig()
     ev = score_window(data, (), cfg)
+    if false_alarms_per_day is not None:
+        cfg = replace(cfg, alpha=bucket_alpha(data, false_alarms_per_day, cfg.alpha))
     out: list[Symptom] = []
     skipped = set(skip)
     for eid in ev.symptoms:

@@ -124,7 +124,8 @@ def detector_config(settings: Settings) -> DetectorConfig:
     return DetectorConfig(incident_buckets=settings.detector_incident_buckets,
                           baseline_buckets=settings.detector_baseline_buckets,
                           confirm_buckets=settings.detector_confirm_buckets,
-                          resolve_buckets=settings.detector_resolve_buckets)
+                          resolve_buckets=settings.detector_resolve_buckets,
+                          false_alarms_per_day=settings.detector_false_alarms_per_day)
 
 
 class Detector:
@@ -217,7 +218,8 @@ class Detector:
         b, cfg = self._b, self._cfg
         inc = Window(t - (cfg.incident_buckets - 1) * b, t + b)
         data = self._source.read_window(inc, Window(inc.start_s - cfg.baseline_buckets * b, inc.start_s), b)
-        syms = baseline_symptoms(data, {s.entity for s in self._slos}, cfg.evidence) if data.service_buckets else []
+        syms = baseline_symptoms(data, {s.entity for s in self._slos}, cfg.evidence,
+                                 false_alarms_per_day=cfg.false_alarms_per_day) if data.service_buckets else []
         if self._slos:
             longest = max(w.long_s for s in self._slos for w in s.windows)
             lo = t + b - longest

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from detection_support import DB, T0, minutes
 
 from rootgraph.graph.records import Window
@@ -144,3 +146,29 @@ def test_a_latency_wander_is_not_beyond_the_bucket_spread_but_a_real_slowdown_is
     assert not latency_beyond_bucket_spread(base, drift, EV)
     slow = [_row(rng, T0 + 60 * 30, 200, 0.01, 50.0), _row(rng, T0 + 60 * 31, 200, 0.01, 50.0)]
     assert latency_beyond_bucket_spread(base, slow, EV)
+
+
+def test_the_bucket_level_alpha_spreads_the_days_false_alarms_over_every_question() -> None:
+    from rootgraph.inference.detector import bucket_alpha
+
+    data = _graph(None).read_window(Window(T0 + 1800, T0 + 1920), Window(T0, T0 + 1800), 60)
+    n = len(data.service_buckets)
+    assert n >= 3
+    assert bucket_alpha(data, 1.0, 1e-3) == 1.0 / (n * 1440)
+    assert bucket_alpha(data, 1e9, 1e-3) == 1e-3  # never looser than RankCauses' level
+    # the healthy hour opens nothing at the detector's level either, the fault still opens
+    cfg = replace(CFG, false_alarms_per_day=1.0)
+    assert _run_cfg(_graph(None), cfg) == []
+    assert any(k == "opened" for _, k, _ in _run_cfg(_graph((40, 46)), cfg))
+
+
+def _run_cfg(g: InMemoryWindows, cfg: DetectorConfig) -> list[tuple[int, str, tuple[str, ...]]]:
+    n = iter(range(100))
+    tracker = IncidentTracker(cfg, lambda t: f"inc-{next(n)}")
+    out = []
+    for m in range(31, 60):
+        t = T0 + 60 * m
+        data = g.read_window(Window(t - 60, t + 60), Window(t - 60 - 1800, t - 60), 60)
+        syms = baseline_symptoms(data, false_alarms_per_day=cfg.false_alarms_per_day)
+        out += [(m, c.kind, tuple(sorted(c.incident.symptoms))) for c in tracker.step(t, syms, Topology(data))]
+    return out
