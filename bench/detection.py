@@ -354,6 +354,46 @@ def day(hours: float, peak_rps: float, seed: int) -> None:
           f"end {rss[-1][1]:.0f} MB; slope over the second half {slope:+.1f} MB/h | no growth |")
 
 
+def rejudge() -> None:
+    """Judge the graph the last ``--day`` left in the benchmark Neo4j again, bucket by
+    bucket, with the detector's own symptom path (``Detector.symptoms``) and tracker --
+    what the current detector code would open on that day, without replaying it (no
+    ranking, nothing written)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from common import BOLT_PORT, HTTP_PORT, INSTANCE
+    from rootgraph.config import load_settings
+    from rootgraph.graph.connect import open_driver
+    from rootgraph.graph.incident_events import IncidentEventLog
+    from rootgraph.graph.reader import WindowReader
+    from rootgraph.server.detector import Detector, detector_config
+
+    st = load_settings(local_instance=INSTANCE, local_bolt_port=BOLT_PORT, local_http_port=HTTP_PORT)
+    driver = open_driver(st, log=lambda *a, **k: None)
+    try:
+        reader = WindowReader(driver, st.neo4j_database, cache_buckets=st.window_cache_buckets)
+        cfg = detector_config(st)
+        b = st.bucket_seconds
+        det = Detector(reader, None, IncidentEventLog(driver, st.neo4j_database), None, cfg,  # type: ignore[arg-type]
+                       bucket_seconds=b, lateness_s=0, lease_s=st.detector_lease_seconds)
+        tracker = IncidentTracker(cfg, lambda t: f"inc-{t}")
+        first, newest = reader.bucket_range()
+        t = first + (cfg.incident_buckets - 1 + cfg.baseline_buckets) * b
+        opened, judged, t0 = [], 0, time.perf_counter()
+        while t + b <= newest:
+            syms, data = det.symptoms(t)
+            for c in tracker.step(t, syms, Topology(data)):
+                if c.kind == "opened":
+                    opened.append((time.strftime("%H:%M", time.gmtime(t)),
+                                   [(x.entity, x.signal, x.detail) for x in c.incident.symptoms.values()]))
+            judged += 1
+            t += b
+    finally:
+        driver.close()
+    print(json.dumps({"judged_buckets": judged, "seconds": round(time.perf_counter() - t0, 1), "opened": opened}))
+    print(f"| incidents the current detector opens on the stored day (re-judged) | {len(opened)} in {judged} "
+          f"judged buckets ({judged / 60:.1f} h) | <= 1 |")
+
+
 def canon(entity: str) -> str:
     return "host:" + entity[5:] if entity.startswith("node:") else entity
 
@@ -424,6 +464,7 @@ def main() -> int:
     p.add_argument("--incident", type=int, default=6, help="fault minutes")
     p.add_argument("--storms", type=int, default=0)
     p.add_argument("--day", action="store_true", help="the simulated healthy day")
+    p.add_argument("--rejudge", action="store_true", help="judge the day left in the Neo4j again (no replay)")
     p.add_argument("--hours", type=float, default=24.0)
     p.add_argument("--peak-rps", type=float, default=2.0)
     p.add_argument("--seed", type=int, default=15)
@@ -432,6 +473,8 @@ def main() -> int:
         cost(args.services, args.seeds)
     if args.day:
         day(args.hours, args.peak_rps, args.seed)
+    if args.rejudge:
+        rejudge()
     if args.faults:
         faults(args.faults.split(","), args.lead, args.incident, args.storms)
     return 0
