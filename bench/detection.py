@@ -6,7 +6,8 @@
     ROOTGRAPH_BENCH_...=... .venv/bin/python bench/detection.py --faults all      # the whole suite
     ROOTGRAPH_BENCH_...=... .venv/bin/python bench/detection.py --day             # the healthy day
 
-``--cost``: one bucket's judgement as the detector makes it (``baseline_symptoms`` over a
+``--cost``: one bucket's judgement as the detector makes it (``baseline_symptoms`` at the
+default ``detector_false_alarms_per_day`` over a
 2-bucket incident window against 30 baseline buckets, ``Topology`` and one
 ``IncidentTracker.step``) on ``inference.synthetic.generate_incident(2000)`` windows
 (2,000 services, ~10 % anomalous: the expensive case, every symptom scored and
@@ -63,6 +64,7 @@ import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
+from rootgraph.config import Settings
 from rootgraph.graph.records import Window, WindowData
 from rootgraph.inference.detector import DetectorConfig, IncidentTracker, Topology, baseline_symptoms
 from rootgraph.inference.synthetic import generate_incident
@@ -86,7 +88,7 @@ def cost(n_services: int, seeds: int) -> None:
         data = _narrow(w)
         tracker = IncidentTracker(cfg, lambda t: f"inc-{t}")
         t0, c0 = time.perf_counter(), time.process_time()
-        syms = baseline_symptoms(data)
+        syms = baseline_symptoms(data, false_alarms_per_day=Settings.detector_false_alarms_per_day)
         tracker.step(data.incident.start_s, syms, Topology(data))
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
