@@ -1,6 +1,8 @@
 """The detector loop: judge every complete bucket, correlate, rank, record, publish (issue 15).
 
-Runs in the API role (``App`` starts it every ``detector_interval_seconds``; 0 = off).
+Runs in the API role (``App`` steps it every ``detector_interval_seconds``, 0 = off, and at
+once when ingest in the same process commits a newer bucket -- the write that may complete
+one -- so an opened event follows the data that opened it by a judgement, not a poll).
 One step:
 
 1. take or renew the lease (``graph/incident_events.py``); a replica without it only
@@ -11,7 +13,8 @@ One step:
    judged yet is judged, oldest first -- the data's own clock, so a replay from files is
    judged bucket by bucket exactly like live traffic, only faster;
 3. per bucket: symptoms (``inference/detector.py``: SLO burn where an SLO is configured,
-   else the learned baseline via ``score_window``; plus firing Alertmanager alerts),
+   else the learned baseline via ``score_window`` and the bucket-level tests at the day's
+   false-alarm budget; plus firing Alertmanager alerts),
    the tracker's incident changes, then every open incident re-ranked with the ranker
    RankCauses uses over [its first symptomatic bucket, now) against the 30 minutes
    before it, and written with its event in one transaction fenced by the lease.
