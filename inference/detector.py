@@ -10,7 +10,15 @@ Two judges, one per entity:
   hour) and 6 h and 30 min at 6x (5 % in 6 hours).
 * **A learned baseline otherwise**: ``inference.evidence.score_window`` over the last
   ``incident_buckets`` complete buckets against the ``baseline_buckets`` before them --
-  the very scoring RankCauses uses, so what opens an incident is what explains it.
+  the very scoring RankCauses uses, so what opens an incident is what explains it --
+  and, for a service's own rows, the same question asked with the *bucket* as the unit
+  (:func:`beyond_bucket_noise`). Those tests count requests as independent; a service
+  whose error rate or latency wanders from minute to minute (naturally noisy: issue
+  15's healthy day opened 7 false incidents in 19 hours on two such services) breaks
+  that, and a detector judging every entity in every bucket all day meets each
+  extreme minute. The bucket-level tests estimate the wander from the baseline buckets
+  themselves, so they need no tuning: a quiet service keeps the request-level power,
+  a noisy one is judged against its own noise.
 
 :class:`IncidentTracker` then correlates: symptoms related in topology (a caller and
 its callee at any depth, services on one host; transitively, so many entry points
@@ -23,8 +31,11 @@ continues the open incidents).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from scipy.special import betainc, stdtr
 
 from rootgraph.graph.records import BucketRow, WindowData
 from rootgraph.inference.evidence import INFRA_KINDS, EvidenceConfig, score_window
@@ -32,7 +43,8 @@ from rootgraph.inference.topology import bfs_up, callers_of, entry_callers
 
 __all__ = [
     "BurnWindow", "DEFAULT_BURN_WINDOWS", "DetectorConfig", "IncidentChange", "IncidentTracker", "OpenIncident",
-    "Slo", "Symptom", "Topology", "baseline_symptoms", "slo_symptoms",
+    "Slo", "Symptom", "Topology", "baseline_symptoms", "beyond_bucket_noise", "bucket_alpha", "errors_beyond_dispersion",
+    "latency_beyond_bucket_spread", "slo_symptoms",
 ]
 
 
@@ -92,15 +104,112 @@ class DetectorConfig:
     baseline_buckets: int
     confirm_buckets: int
     resolve_buckets: int
+    #: see ``Settings.detector_false_alarms_per_day`` (None: the bucket-level tests at
+    #: ``evidence.alpha``)
+    false_alarms_per_day: float | None = None
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
 
 
-def baseline_symptoms(data: WindowData, skip: Iterable[str] = (),
-                      config: EvidenceConfig | None = None) -> list[Symptom]:
+def errors_beyond_dispersion(base: Sequence[BucketRow], window: Sequence[BucketRow],
+                             cfg: EvidenceConfig) -> bool:
+    """Is the window's error count beyond the baseline's rate *and* its between-bucket
+    spread? Quasi-binomial (McCullagh & Nelder, *Generalized Linear Models*, 2nd ed.,
+    4.5): the dispersion phi = Pearson X^2 / (B - 1) over the B baseline buckets (1 for
+    binomial buckets, more when the rate wanders), floored at 1; the count is then tested
+    as Binomial with n / phi trials and k / phi errors (the binomial tail as a regularized
+    incomplete beta, which takes the non-integer counts), at ``alpha``. The baseline rate
+    is the count test's (smoothed towards ``prior_error_rate``). Fewer than
+    ``min_spread_buckets`` baseline buckets with requests: no spread to estimate, True."""
+    base = [r for r in base if r.requests > 0]
+    if len(base) < cfg.min_spread_buckets:
+        return True
+    n0 = sum(r.requests for r in base)
+    p0 = (sum(r.errors for r in base) + cfg.prior_weight * cfg.prior_error_rate) / (n0 + cfg.prior_weight)
+    var = p0 * (1.0 - p0)
+    x2 = sum((r.errors - r.requests * p0) ** 2 / (r.requests * var) for r in base)
+    phi = max(1.0, x2 / (len(base) - 1))
+    k = sum(r.errors for r in window)
+    n = sum(r.requests for r in window)
+    if k <= 0 or n <= 0:
+        return False
+    # P(X >= k) for X ~ Binomial(n, p0) = I_p0(k, n - k + 1), here at the deflated counts
+    return float(betainc(k / phi, (n - k) / phi + 1.0, p0)) < cfg.alpha
+
+
+def _log_quantile(row: BucketRow, q: float) -> float:
+    """log of the bucket's q-quantile read from its histogram (bins sqrt(2) apart)."""
+    h = np.asarray(row.histogram, dtype=float)
+    cum = np.cumsum(h)
+    return float(np.searchsorted(cum, q * cum[-1])) * math.log(2.0) / 2.0
+
+
+def latency_beyond_bucket_spread(base: Sequence[BucketRow], window: Sequence[BucketRow],
+                                 cfg: EvidenceConfig) -> bool:
+    """Are the window's buckets slower or faster than the baseline's buckets vary? Per
+    bucket the log median and log p95 (from its histogram); the window's mean against
+    the baseline buckets' mean with their standard deviation, a two-sample t statistic
+    with B - 1 degrees of freedom (the baseline's spread estimates the between-bucket
+    variance, wander and sampling together), two-sided at ``alpha``; either quantile
+    suffices. Fewer than ``min_spread_buckets`` baseline buckets: True."""
+    base = [r for r in base if r.requests > 0]
+    window = [r for r in window if r.requests > 0]
+    if len(base) < cfg.min_spread_buckets:
+        return True
+    if not window:
+        return False
+    for q in (0.5, 0.95):
+        xb = [_log_quantile(r, q) for r in base]
+        xi = [_log_quantile(r, q) for r in window]
+        mb, mi = sum(xb) / len(xb), sum(xi) / len(xi)
+        sd = math.sqrt(sum((x - mb) ** 2 for x in xb) / (len(xb) - 1))
+        if sd <= 0:
+            if mi != mb:
+                return True
+            continue
+        t = (mi - mb) / (sd * math.sqrt(1.0 / len(xi) + 1.0 / len(xb)))
+        if 2.0 * float(stdtr(len(xb) - 1, -abs(t))) < cfg.alpha:
+            return True
+    return False
+
+
+def beyond_bucket_noise(data: WindowData, entity: str, errors: bool, latency: bool,
+                        cfg: EvidenceConfig) -> str | None:
+    """The signal (``error_rate`` / ``latency``) whose anomaly survives the bucket-level
+    test on ``entity``'s own rows, or None. An entity without rows of its own (a
+    database, an external API: seen through its callers) is not re-judged."""
+    rows = data.service_buckets.get(entity)
+    if not rows:
+        return "error_rate" if errors else "latency"
+    b, i = data.baseline, data.incident
+    base = [r for r in rows if b.start_s <= r.start_s < b.end_s]
+    window = [r for r in rows if i.start_s <= r.start_s < i.end_s]
+    if errors and errors_beyond_dispersion(base, window, cfg):
+        return "error_rate"
+    if latency and latency_beyond_bucket_spread(base, window, cfg):
+        return "latency"
+    return None
+
+
+def bucket_alpha(data: WindowData, false_alarms_per_day: float, alpha: float) -> float:
+    """The bucket-level tests' level when the detector asks them of every service with
+    rows in every bucket of a day: ``false_alarms_per_day`` spread over those questions
+    (Bonferroni), never looser than ``alpha``. RankCauses asks once per window and keeps
+    ``alpha``; a detector asking 1,440 x N times a day at 1e-3 would raise ~1.4 N
+    false symptoms a day by construction."""
+    questions = max(1, len(data.service_buckets)) * 86400.0 / data.bucket_seconds
+    return min(alpha, false_alarms_per_day / questions)
+
+
+def baseline_symptoms(data: WindowData, skip: Iterable[str] = (), config: EvidenceConfig | None = None,
+                      *, false_alarms_per_day: float | None = None) -> list[Symptom]:
     """Entities anomalous in ``data``'s incident window against its baseline, by the
-    scoring RankCauses uses; infrastructure (no statistics of its own) and ``skip``
-    (entities judged by an SLO instead) left out."""
-    ev = score_window(data, (), config)
+    scoring RankCauses uses and the bucket-level tests (module doc; at
+    :func:`bucket_alpha` when ``false_alarms_per_day`` is given); infrastructure (no
+    statistics of its own) and ``skip`` (entities judged by an SLO instead) left out."""
+    cfg = config or EvidenceConfig()
+    ev = score_window(data, (), cfg)
+    if false_alarms_per_day is not None:
+        cfg = replace(cfg, alpha=bucket_alpha(data, false_alarms_per_day, cfg.alpha))
     out: list[Symptom] = []
     skipped = set(skip)
     for eid in ev.symptoms:
@@ -108,7 +217,12 @@ def baseline_symptoms(data: WindowData, skip: Iterable[str] = (),
         if eid in skipped or e.kind in INFRA_KINDS or not e.items:
             continue
         errors = any("error" in i.signal for i in e.items)
-        out.append(Symptom(eid, "error_rate" if errors else "latency", e.items[0].text))
+        latency = any("latency" in i.signal for i in e.items)
+        signal = beyond_bucket_noise(data, eid, errors, latency or not errors, cfg)
+        if signal is None:
+            continue
+        item = next((i for i in e.items if ("error" in i.signal) == (signal == "error_rate")), e.items[0])
+        out.append(Symptom(eid, signal, item.text))
     return out
 
 

@@ -127,6 +127,10 @@ class Settings:
     detector_confirm_buckets: int = 2
     #: Judged buckets without any of its symptoms after which an incident is resolved.
     detector_resolve_buckets: int = 5
+    #: False incidents a day the detector's bucket-level tests allow, spread over every
+    #: service it judges in every bucket (Bonferroni: alpha = this / (services x buckets
+    #: a day)). 1 is issue 15's target for a healthy day.
+    detector_false_alarms_per_day: float = 1.0
     #: How long the detector lease lasts unrenewed (seconds): a replica taking over
     #: waits at most this long after its holder died.
     detector_lease_seconds: float = 10.0
@@ -176,6 +180,9 @@ class Settings:
             raise ConfigError(f"detector_confirm_buckets: must be in 1..60, got {self.detector_confirm_buckets}")
         if not 1 <= self.detector_resolve_buckets <= 1440:
             raise ConfigError(f"detector_resolve_buckets: must be in 1..1440, got {self.detector_resolve_buckets}")
+        if not 0 < self.detector_false_alarms_per_day <= 1000:
+            raise ConfigError("detector_false_alarms_per_day: must be in (0, 1000], got "
+                              f"{self.detector_false_alarms_per_day}")
         if not 1 <= self.detector_lease_seconds <= 3600:
             raise ConfigError(f"detector_lease_seconds: must be in 1..3600, got {self.detector_lease_seconds}")
         if self.slo_file and not Path(self.slo_file).is_file():
@@ -229,6 +236,7 @@ _ENV: dict[str, str] = {
     "detector_baseline_buckets": "ROOTGRAPH_DETECTOR_BASELINE_BUCKETS",
     "detector_confirm_buckets": "ROOTGRAPH_DETECTOR_CONFIRM_BUCKETS",
     "detector_resolve_buckets": "ROOTGRAPH_DETECTOR_RESOLVE_BUCKETS",
+    "detector_false_alarms_per_day": "ROOTGRAPH_DETECTOR_FALSE_ALARMS_PER_DAY",
     "detector_lease_seconds": "ROOTGRAPH_DETECTOR_LEASE_SECONDS",
     "slo_file": "ROOTGRAPH_SLO_FILE",
 }

@@ -1,6 +1,8 @@
 """The detector loop: judge every complete bucket, correlate, rank, record, publish (issue 15).
 
-Runs in the API role (``App`` starts it every ``detector_interval_seconds``; 0 = off).
+Runs in the API role (``App`` steps it every ``detector_interval_seconds``, 0 = off, and at
+once when ingest in the same process commits a newer bucket -- the write that may complete
+one -- so an opened event follows the data that opened it by a judgement, not a poll).
 One step:
 
 1. take or renew the lease (``graph/incident_events.py``); a replica without it only
@@ -11,7 +13,8 @@ One step:
    judged yet is judged, oldest first -- the data's own clock, so a replay from files is
    judged bucket by bucket exactly like live traffic, only faster;
 3. per bucket: symptoms (``inference/detector.py``: SLO burn where an SLO is configured,
-   else the learned baseline via ``score_window``; plus firing Alertmanager alerts),
+   else the learned baseline via ``score_window`` and the bucket-level tests at the day's
+   false-alarm budget; plus firing Alertmanager alerts),
    the tracker's incident changes, then every open incident re-ranked with the ranker
    RankCauses uses over [its first symptomatic bucket, now) against the 30 minutes
    before it, and written with its event in one transaction fenced by the lease.
@@ -124,7 +127,8 @@ def detector_config(settings: Settings) -> DetectorConfig:
     return DetectorConfig(incident_buckets=settings.detector_incident_buckets,
                           baseline_buckets=settings.detector_baseline_buckets,
                           confirm_buckets=settings.detector_confirm_buckets,
-                          resolve_buckets=settings.detector_resolve_buckets)
+                          resolve_buckets=settings.detector_resolve_buckets,
+                          false_alarms_per_day=settings.detector_false_alarms_per_day)
 
 
 class Detector:
@@ -217,7 +221,8 @@ class Detector:
         b, cfg = self._b, self._cfg
         inc = Window(t - (cfg.incident_buckets - 1) * b, t + b)
         data = self._source.read_window(inc, Window(inc.start_s - cfg.baseline_buckets * b, inc.start_s), b)
-        syms = baseline_symptoms(data, {s.entity for s in self._slos}, cfg.evidence) if data.service_buckets else []
+        syms = baseline_symptoms(data, {s.entity for s in self._slos}, cfg.evidence,
+                                 false_alarms_per_day=cfg.false_alarms_per_day) if data.service_buckets else []
         if self._slos:
             longest = max(w.long_s for s in self._slos for w in s.windows)
             lo = t + b - longest

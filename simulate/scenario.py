@@ -20,6 +20,7 @@ from pathlib import Path
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from . import topologies
+from .ambient import Ambient, Load, Noise
 from .export import OtlpJsonLinesExporter, SyncBatchSpanProcessor, live_exporter, make_processor
 from .faults import Fault, FaultEffects, FaultKind, bump_version
 from .providers import DeploymentEvent, ProviderPool
@@ -49,6 +50,12 @@ class ScenarioSpec:
     services that get an innocent deployment ``decoy_lead_s`` before the first onset.
     ``min_error_share``/``min_latency_ratio`` are the blast-radius truth thresholds
     (see ``truth.py``).
+
+    Healthy variation (``ambient.py``): ``load`` makes ``rate_rps`` the *peak* of a
+    diurnal curve with bursts (None: a flat ``rate_rps``); ``noise`` names services whose
+    error rate and latency wander; ``rollouts`` are innocent deployments (service,
+    seconds from the data start) -- a version bump with no effect, like ``decoys`` but
+    at any time.
     """
 
     name: str
@@ -64,6 +71,9 @@ class ScenarioSpec:
     tags: tuple[str, ...] = ()
     min_error_share: float = 0.01
     min_latency_ratio: float = 0.2
+    load: Load | None = None
+    noise: tuple[Noise, ...] = ()
+    rollouts: tuple[tuple[str, float], ...] = ()
 
     def validate(self, topo: Topology) -> None:
         if self.baseline_s <= 0 or self.incident_s <= 0:
@@ -78,6 +88,21 @@ class ScenarioSpec:
                 raise ScenarioError(f"{self.name}: decoy {d!r} is not a service")
             if d in {f.entity for f in self.faults}:
                 raise ScenarioError(f"{self.name}: decoy {d!r} is also a root cause")
+        if self.load is not None:
+            try:
+                self.load.validate(self.name)
+            except ValueError as exc:
+                raise ScenarioError(str(exc)) from None
+        for n in self.noise:
+            if n.service not in topo.services:
+                raise ScenarioError(f"{self.name}: noise service {n.service!r} is not a service")
+            if n.wander < 0 or n.period_s <= 0:
+                raise ScenarioError(f"{self.name}: noise {n.service!r}: wander >= 0 and period_s > 0")
+        for svc, at in self.rollouts:
+            if svc not in topo.services:
+                raise ScenarioError(f"{self.name}: rollout service {svc!r} is not a service")
+            if not 0 <= at < self.baseline_s + self.incident_s:
+                raise ScenarioError(f"{self.name}: rollout of {svc!r} at {at} s is outside the data")
 
 
 @dataclass(frozen=True)
@@ -167,6 +192,11 @@ def _plan(spec: ScenarioSpec, topo: Topology, t0: int, inc_start: int, end: int)
         previous = topo.services[d].version
         at = max(t0, onset - int(spec.decoy_lead_s * _S))  # never before the data starts
         deployments.append(DeploymentEvent(d, bump_version(previous), previous, at, decoy=True))
+    current = {s: topo.services[s].version for s, _ in spec.rollouts}
+    for svc, at_s in sorted(spec.rollouts, key=lambda r: r[1]):
+        version = bump_version(current[svc])
+        deployments.append(DeploymentEvent(svc, version, current[svc], t0 + int(at_s * _S), decoy=True))
+        current[svc] = version
     return windows, deployments, onset
 
 
@@ -188,15 +218,20 @@ def run(spec: ScenarioSpec, exporter: SpanExporter, *, processor: str = "sync",
     proc = make_processor(exporter, processor)
     pool = ProviderPool(topo, proc, deployments, spec.seed)
     engine = TrafficEngine(topo, pool, FaultEffects(topo, windows), recorder,
-                           random.Random(f"{spec.seed}:engine"))
+                           random.Random(f"{spec.seed}:engine"),
+                           Ambient(spec.noise, spec.seed) if spec.noise else None)
     arrivals = random.Random(f"{spec.seed}:arrivals")
     cum = list(itertools.accumulate(e.weight for e in topo.entries))
     t, requests = float(t0), 0
+    load = spec.load
+    envelope = spec.rate_rps * (load.max_factor if load is not None else 1.0)
     try:
         while True:
-            t += arrivals.expovariate(spec.rate_rps) * _S
+            t += arrivals.expovariate(envelope) * _S
             if t >= end:
                 break
+            if load is not None and arrivals.random() * load.max_factor >= load.factor((t - t0) / _S):
+                continue  # thinning: a candidate at the envelope rate, kept at rate(t)
             entry = topo.entries[bisect.bisect_right(cum, arrivals.random() * cum[-1])]
             engine.request(entry, int(t))
             requests += 1

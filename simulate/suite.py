@@ -18,7 +18,7 @@ from .scenario import ScenarioSpec
 from .topologies import get
 from .topology import Topology
 
-__all__ = ["expected_visits", "suite"]
+__all__ = ["expected_visits", "healthy_day", "suite"]
 
 K = FaultKind
 
@@ -144,3 +144,42 @@ def suite() -> list[ScenarioSpec]:
     cases += _generated_cases("generated-60-1", 2000)
     cases += _generated_cases("generated-200-2", 3000)
     return cases
+
+
+def healthy_day(seed: int = 15, hours: float = 24.0, peak_rps: float = 2.0) -> ScenarioSpec:
+    """A simulated healthy day on ``boutique-day`` (issue 15's false-incident target).
+
+    No fault. ``hours`` of traffic from 00:00 UTC of the fixed epoch:
+
+    * diurnal load with a **1:4 trough:peak** ratio (peak ``peak_rps`` at 20:00, trough at
+      08:00: a single-region consumer shop whose night is a quarter of its evening; the
+      mean is 0.625 x peak). Why 1:4: deep enough that the 30-minute baseline the
+      detector compares against is never the load of the bucket judged (the load moves up
+      to 0.16 % of peak a minute, ~5 % over a baseline), yet the trough keeps the
+      low-traffic services at about a call a minute rather than none;
+    * 8 bursts of 2-6 minutes at 2-4x the load of their moment (a campaign e-mail, a
+      crawler), at seeded random times;
+    * 8 innocent rollouts (version bumps with no effect) at seeded random times, on the
+      busy, the noisy and the low-traffic services alike;
+    * the noisy services' minute-to-minute wander (log-spread 0.5 for errors, 0.25 for
+      latency: a minute at twice the usual error rate is a ~1-in-10 minute) and the
+      low-traffic services of the topology (``topologies.boutique_day``).
+    """
+    import random
+
+    from .ambient import Burst, Load, Noise
+
+    total_s = hours * 3600.0
+    rng = random.Random(f"healthy-day:{seed}")
+    bursts = tuple(sorted((Burst(round(rng.uniform(0.05, 0.95) * total_s), 60.0 * rng.randint(2, 6),
+                                 round(rng.uniform(2.0, 4.0), 1)) for _ in range(8)), key=lambda b: b.at_s))
+    services = ["frontend", "cartservice", "productcatalogservice", "checkoutservice", "currencyservice",
+                "recommendationservice", "adservice", "reportservice", "webhookservice", "paymentservice"]
+    rollouts = tuple(sorted(((rng.choice(services), float(round(rng.uniform(0.05, 0.95) * total_s)))
+                             for _ in range(8)), key=lambda r: r[1]))
+    warm = min(1800.0, total_s / 2)  # the detector's first judged bucket needs 31 minutes of data
+    return ScenarioSpec(
+        f"healthy-day-{hours:g}h-{seed}", "boutique-day", (), seed=seed, baseline_s=warm,
+        incident_s=total_s - warm, rate_rps=peak_rps, tags=("healthy-day",),
+        load=Load(trough=0.25, peak_s=20 * 3600.0, bursts=bursts),
+        noise=(Noise("recommendationservice", 0.5), Noise("adservice", 0.5)), rollouts=rollouts)

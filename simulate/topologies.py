@@ -22,13 +22,14 @@ import functools
 import math
 import random
 import re
+from dataclasses import replace
 
 from .topology import Backend, BackendKind, Call, Entry, Operation, Service, Topology
 
-__all__ = ["NAMES", "boutique", "generate", "get", "sockshop", "tiny", "trainticket"]
+__all__ = ["NAMES", "boutique", "boutique_day", "generate", "get", "sockshop", "tiny", "trainticket"]
 
 DB, Q, EXT = BackendKind.DATABASE, BackendKind.QUEUE, BackendKind.EXTERNAL
-NAMES = ("sockshop", "boutique", "trainticket", "tiny")
+NAMES = ("sockshop", "boutique", "boutique-day", "trainticket", "tiny")
 
 
 def _op(name: str, ms: float = 4.0, *calls: Call, err: float = 0.001) -> Operation:
@@ -182,6 +183,49 @@ def boutique() -> Topology:
         ("POST /cart/checkout", 1))]
     nodes = ["gke-pool-a-1", "gke-pool-a-2", "gke-pool-a-3"]
     return Topology.of("boutique", _place(services, nodes), backends, entries)
+
+
+def boutique_day() -> Topology:
+    """Online Boutique as it runs through a day (the healthy day, ``suite.healthy_day``).
+
+    The same services and calls, plus the two kinds a real estate has that the incident
+    topologies lack:
+
+    * **naturally noisy** services: ``recommendationservice`` and ``adservice`` fail 5 %
+      and 3 % of their calls when healthy (both behind a fallback, so nobody upstream
+      notices) with heavy-tailed self time (lognormal sigma 0.9 / 0.8, vs 0.35 elsewhere);
+      the external ``stripe`` fails 2 % of charges (retried) with sigma 0.7. The minute to
+      minute wander of the first two is ``ScenarioSpec.noise``;
+    * **low-traffic** services: ``reportservice`` (an internal dashboard: ~3 calls a
+      minute at peak, reading the catalogue and its own Postgres) and ``webhookservice``
+      (payment provider callbacks, ~2 a minute at peak, writing a ledger database), each
+      failing 1 % of calls -- one error in a minute of three calls is a 33 % error rate.
+    """
+    base = boutique()
+    noisy = {"recommendationservice": (0.05, 0.9), "adservice": (0.03, 0.8)}
+    services = []
+    for svc in base.services.values():
+        if svc.id in noisy:
+            err, sigma = noisy[svc.id]
+            svc = replace(svc, operations=tuple(replace(op, error_rate=err, sigma=sigma) for op in svc.operations))
+        services.append(svc)
+    services += [
+        Service("reportservice", (
+            Operation("GET /reports/daily", 20.0, 0.5, 0.01, (
+                Call("productcatalogservice", "hipstershop.ProductCatalogService/ListProducts"),
+                Call("reports-db", "SELECT"))),), "", "v1.4.0", host="gke-pool-a-1", node="gke-pool-a-1"),
+        Service("webhookservice", (
+            Operation("POST /webhooks/payment", 8.0, 0.5, 0.01, (Call("ledger-db", "INSERT"),)),),
+            "", "v2.1.0", host="gke-pool-a-3", node="gke-pool-a-3"),
+    ]
+    backends = [replace(b, error_rate=0.02, sigma=0.7) if b.key == "stripe" else b for b in base.backends.values()]
+    backends += [Backend("reports-db", DB, "postgresql", "reports", "reports-db", 5432, 6.0),
+                 Backend("ledger-db", DB, "postgresql", "ledger", "ledger-db", 5432, 3.0)]
+    # boutique's entry weights sum to 12 (~120 requests a minute at a 2 rps peak):
+    # 0.3 and 0.2 of that are ~3 and ~2 calls a minute.
+    entries = [*base.entries, Entry("reportservice", "GET /reports/daily", 0.3),
+               Entry("webhookservice", "POST /webhooks/payment", 0.2)]
+    return Topology.of("boutique-day", services, backends, entries)
 
 
 # -- Train-Ticket (subset) ---------------------------------------------------------------
@@ -483,7 +527,7 @@ _GENERATED = re.compile(r"generated-(\d+)(?:-(\d+))?")
 @functools.lru_cache(maxsize=16)
 def get(name: str) -> Topology:
     """A topology by name: ``sockshop``, ``boutique``, ``trainticket``, ``generated-<n>[-<seed>]``."""
-    builders = {"sockshop": sockshop, "boutique": boutique, "onlineboutique": boutique,
+    builders = {"sockshop": sockshop, "boutique": boutique, "onlineboutique": boutique, "boutique-day": boutique_day,
                 "trainticket": trainticket, "tiny": tiny}
     if name in builders:
         return builders[name]()

@@ -24,6 +24,7 @@ import random
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
+from .ambient import Ambient
 from .faults import FaultEffects
 from .providers import ProviderPool
 from .topology import Backend, BackendKind, Call, Entry, Operation, Service, Topology
@@ -52,8 +53,9 @@ class TrafficEngine:
     """Generates the spans of one request at a time (single-threaded, deterministic)."""
 
     def __init__(self, topology: Topology, pool: ProviderPool, effects: FaultEffects,
-                 recorder: TruthRecorder, rng: random.Random) -> None:
+                 recorder: TruthRecorder, rng: random.Random, ambient: Ambient | None = None) -> None:
         self._topo, self._pool, self._fx = topology, pool, effects
+        self._amb = ambient
         self._rec, self._rng = recorder, rng
         self._groups = {
             (s.id, op.name): _call_groups(op.calls)
@@ -81,8 +83,10 @@ class TrafficEngine:
                                  start_time=start, attributes=_server_attrs(self._attrs, svc, op, kind, queue))
         ctx = trace.set_span_in_context(span)
         err_p, factor, add_ms = self._fx.service(sid, version, start)
+        # healthy noise (ambient.py) is part of the baseline, never of the fault
+        noise_err, noise_lat = self._amb.service(sid, start) if self._amb is not None else (1.0, 1.0)
         rng = self._rng
-        base_self = rng.lognormvariate(self._mu[(sid, op_name)], op.sigma) * _MS
+        base_self = rng.lognormvariate(self._mu[(sid, op_name)], op.sigma) * _MS * noise_lat
         self_ns = base_self * factor + add_ms * _MS
         fault_delay = self_ns - base_self
         t = start + int(self_ns * 0.4)
@@ -98,7 +102,7 @@ class TrafficEngine:
             u = rng.random()
             if u < err_p:
                 error = fault_error = True
-            elif u < err_p + op.error_rate:
+            elif u < err_p + op.error_rate * noise_err:
                 error = True
         end = t + int(self_ns * 0.6)
         if error:

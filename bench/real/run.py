@@ -3,6 +3,7 @@
     .venv/bin/python bench/real/run.py                 # both days, every complete fault + controls
     .venv/bin/python bench/real/run.py --quick         # CI smoke: 4 faults + 2 controls
     .venv/bin/python bench/real/run.py --signals       # also send logs + metrics (no receivers yet)
+    .venv/bin/python bench/real/run.py --detect        # the detector on the replayed days (issue 15)
 
 Steps (README.md beside this file says why each choice was made):
 
@@ -317,6 +318,101 @@ def markdown(scored: dict) -> str:
 # -- main --------------------------------------------------------------------------------
 
 
+# -- detection (issue 15) ------------------------------------------------------------------
+
+
+def _detector_done(driver, b: int, deadline_s: float = 3600.0) -> dict:  # noqa: ANN001
+    """Wait until the server's detector has judged every complete bucket (its lease's
+    position reaches the newest bucket - 1); returns the judged range."""
+    end = time.monotonic() + deadline_s
+    while True:
+        with driver.session() as s:
+            rec = s.run("MATCH (st:BucketStamp) WITH min(st.t) AS lo, max(st.t) AS hi "
+                        "OPTIONAL MATCH (l:DetectorLease) RETURN lo, hi, max(l.position) AS pos").single()
+        lo, hi, pos = rec["lo"], rec["hi"], rec["pos"]
+        if pos is not None and hi is not None and pos >= hi - b:
+            return {"first_bucket": lo, "newest_bucket": hi, "position": pos, "caught_up": True}
+        if time.monotonic() > end:
+            return {"first_bucket": lo, "newest_bucket": hi, "position": pos, "caught_up": False}
+        time.sleep(1.0)
+
+
+def detection(driver, days: list[str], plan: dict[str, list[nezha.Stretch]], b: int,  # noqa: ANN001
+              judged: dict) -> dict:
+    """Per labelled fault: opened or not within ``HORIZON_S`` of the injection, the delay
+    in buckets (from the injection's bucket) and the top cause at opening; incidents
+    opened in fault-free time (covered buckets outside every fault's [inject - GUARD_S,
+    inject + HORIZON_S)), per judged healthy hour. The detector runs at the Settings
+    defaults (``detector_*``), nothing tuned on this data."""
+    from rootgraph.config import load_settings
+    from rootgraph.graph.incident_events import IncidentEventLog
+    from rootgraph.v1 import rootgraph_pb2 as pb
+
+    st = load_settings()
+    first_judged = judged["first_bucket"] + (st.detector_incident_buckets - 1 + st.detector_baseline_buckets) * b
+    log_ = IncidentEventLog(driver)
+    opened: list[tuple[int, str, list[str], str]] = []  # (bucket, id, symptoms, top cause)
+    seq = 0
+    while True:
+        evs = log_.events_after(seq, 1000)
+        if not evs:
+            break
+        seq = evs[-1].seq
+        for e in evs:
+            if e.kind == "opened":
+                ev = pb.IncidentEvent.FromString(e.payload)
+                top = ev.ranking.causes[0].entity if ev.ranking.causes else ""
+                opened.append((ev.bucket.seconds, ev.incident_id, [x.entity for x in ev.symptoms], top))
+    rows, healthy_s, false = [], 0, []
+    for day in days:
+        if day not in plan:
+            continue
+        fs = nezha.faults(day)
+        cov = covered(plan[day], b)
+        pieces = healthy(cov, fs, b)
+        for lo, hi in pieces:
+            lo = max(lo, first_judged)
+            if hi > lo:
+                healthy_s += hi - lo
+                false += [o for o in opened if lo <= o[0] < hi]
+        for f in fs:
+            onset = _floor(f.at_s, b)
+            judged_f = onset >= first_judged and any(lo <= onset < hi for lo, hi in cov)
+            hit = next((o for o in opened if onset <= o[0] < f.at_s + HORIZON_S), None)
+            rows.append({"fault": f.name, "type": f.kind, "truth": f.entity, "judged": judged_f,
+                         "opened": hit is not None,
+                         "delay_buckets": (hit[0] - onset) // b if hit else None,
+                         "top": canon(hit[3], {}) if hit else None,
+                         "top_true": bool(hit) and canon(hit[3], {}) == f.entity,
+                         "symptoms": hit[2] if hit else None})
+    judged_rows = [r for r in rows if r["judged"]]
+    n_open = sum(r["opened"] for r in judged_rows)
+    return {"judged": judged, "opened_total": len(opened), "faults": rows,
+            "summary": {"faults_judged": len(judged_rows), "opened": n_open,
+                        "opened_within_2_buckets": sum(1 for r in judged_rows if r["opened"]
+                                                       and r["delay_buckets"] <= 2),
+                        "top_true": sum(r["top_true"] for r in judged_rows),
+                        "false_incidents": len(false), "healthy_judged_h": round(healthy_s / 3600, 2),
+                        "false_per_h": round(len(false) / (healthy_s / 3600), 2) if healthy_s else None},
+            "false": [{"bucket": o[0], "at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(o[0])),
+                       "symptoms": o[2], "top": o[3]} for o in false]}
+
+
+def detection_markdown(d: dict, b: int) -> str:
+    s = d["summary"]
+    L = [f"Detector at the Settings defaults, {b} s buckets; {s['faults_judged']} labelled faults judged.", "",
+         "| fault | type | opened | delay (buckets) | top cause at opening |", "|---|---|---|---|---|"]
+    for r in d["faults"]:
+        if r["judged"]:
+            L.append(f"| {r['fault']} | {r['type']} | {'yes' if r['opened'] else 'no'} | "
+                     f"{r['delay_buckets'] if r['opened'] else '-'} | "
+                     f"{(r['top'] + (' (true)' if r['top_true'] else '')) if r['opened'] else '-'} |")
+    L += ["", f"opened: {s['opened']}/{s['faults_judged']}, within 2 buckets {s['opened_within_2_buckets']}, "
+          f"top cause true {s['top_true']}; false incidents in fault-free time: {s['false_incidents']} in "
+          f"{s['healthy_judged_h']} judged h ({s['false_per_h']}/h)"]
+    return "\n".join(L)
+
+
 def pick_quick(cases: list[Case]) -> list[Case]:
     """4 faults of different types and 2 controls, the earliest of each (deterministic)."""
     out, types = [], set()
@@ -341,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", default=",".join(nezha.DAYS))
     p.add_argument("--signals", action="store_true", help="also send logs and metrics (OTLP gRPC)")
     p.add_argument("--keep-neo4j", action="store_true")
+    p.add_argument("--detect", action="store_true",
+                   help="issue 15: judge the replayed days with the server's detector; no ranking phase")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     if not (nezha.DATA / "rca_data").is_dir():
@@ -386,6 +484,20 @@ def main(argv: list[str] | None = None) -> int:
                     n_req, n_spans = n_req + r, n_spans + s
             exporter.shutdown()
             send_s = time.perf_counter() - t_send
+            if args.detect:
+                judged = _detector_done(driver, b)
+                server.stop()
+                log(f"sent {n_spans} spans in {send_s:.1f} s; judged to {judged} "
+                    f"{time.perf_counter() - t_send:.1f} s after the first send")
+                det = detection(driver, list(plan), plan, b, judged)
+                det["timing_s"] = {"send": round(send_s, 1), "judged": round(time.perf_counter() - t_send, 1)}
+                det["command"] = "ROOTGRAPH_BENCH_INSTANCE=… .venv/bin/python bench/real/run.py --detect"
+                path = args.out or (HERE.parent / "out" / "real" / "detect.json")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(det, indent=1) + "\n")
+                print(detection_markdown(det, b))
+                print(f"results in {path}")
+                return 0
             if args.signals:
                 signals = send_signals(server.otlp_grpc, list(plan))
             server.stop()  # graceful: waiting halves degrade and land now
