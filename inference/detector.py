@@ -310,16 +310,6 @@ class IncidentTracker:
         #: start of the first bucket of each symptom's current streak
         self._since: dict[str, int] = {}
 
-    @property
-    def streak_to_confirm(self) -> int:
-        """Consecutive judgments a baseline symptom needs: ``confirm_buckets`` judgments
-        on *disjoint* windows. Each judgment covers the last ``incident_buckets`` buckets,
-        so one extreme bucket alone shows in ``incident_buckets`` consecutive judgments;
-        counting those as confirmation let single-bucket blips open incidents (the
-        simulated healthy day). The first and the last of ``1 + (confirm - 1) x
-        incident_buckets`` consecutive judgments share no bucket."""
-        return 1 + (self._cfg.confirm_buckets - 1) * self._cfg.incident_buckets
-
     def step(self, bucket_s: int, symptoms: Sequence[Symptom], topology: "Topology") -> list[IncidentChange]:
         """Apply the symptoms of the bucket starting at ``bucket_s`` (already complete)."""
         by_entity: dict[str, Symptom] = {}
@@ -329,7 +319,7 @@ class IncidentTracker:
         self._since = {e: self._since.get(e, bucket_s) for e in by_entity}
         owner = {e: inc.id for inc in self.open.values() for e in inc.symptoms}
         confirmed = [e for e, s in sorted(by_entity.items())
-                     if s.confirmed or e in owner or self._streak[e] >= self.streak_to_confirm]
+                     if s.confirmed or e in owner or self._streak[e] >= self._cfg.confirm_buckets]
         changes: list[IncidentChange] = []
         added: dict[str, list[str]] = {}
         fresh: list[list[str]] = []  # groups of related new symptoms, in entity order

@@ -122,10 +122,8 @@ class Settings:
     detector_incident_buckets: int = 2
     #: Buckets before them that form the learned baseline.
     detector_baseline_buckets: int = 30
-    #: Judgments on disjoint windows a baseline symptom must show before it opens an
-    #: incident: 2 with the 2-bucket window is 3 consecutive judged buckets, so a
-    #: single extreme bucket (seen by two overlapping windows) opens nothing
-    #: (``IncidentTracker.streak_to_confirm``). SLO burns and firing alerts count at once.
+    #: Consecutive judged buckets a baseline symptom must show before it opens an
+    #: incident (SLO burns and firing alerts count at once).
     detector_confirm_buckets: int = 2
     #: Judged buckets without any of its symptoms after which an incident is resolved.
     detector_resolve_buckets: int = 5

@@ -46,32 +46,10 @@ def test_a_failing_database_opens_one_incident_for_it_and_its_callers_within_two
     opened = [c for c in changes if c[1] == "opened"]
     assert len(opened) == 1, changes
     m, _, syms = opened[0]
-    # onset bucket 40 judged with 39 (window 39-40), then 40-41, then 41-42: the first
-    # window disjoint from 39-40 confirms, 2 buckets after onset (issue 15's bound)
-    assert m <= 42
+    assert m <= 41  # onset bucket 40 judged at its end (1), confirmed one bucket later (2)
     assert DB in syms and "shop/orders" in syms
     resolved = [c for c in changes if c[1] == "resolved"]
     assert len(resolved) == 1 and 46 + CFG.resolve_buckets - 1 <= resolved[0][0] <= 46 + CFG.resolve_buckets + 2
-
-
-def test_a_one_bucket_blip_seen_by_two_overlapping_windows_opens_nothing() -> None:
-    """Windows of 2 buckets: an extreme bucket 40 alone shows in the judgments of 40
-    (window 39-40) and 41 (40-41). Confirmation needs windows that share no bucket."""
-    g = _graph(None)
-    _, topo = _judge(g, 40)
-    tracker = IncidentTracker(CFG, lambda t: f"inc-{t}")
-    blip = Symptom("shop/orders", "error_rate")
-    assert tracker.streak_to_confirm == 3
-    assert tracker.step(T0 + 60 * 40, [blip], topo) == []
-    assert tracker.step(T0 + 60 * 41, [blip], topo) == []
-    assert tracker.step(T0 + 60 * 42, [], topo) == []
-    assert tracker.open == {}
-    # a symptom that lasts into a third, disjoint window opens
-    for m in (50, 51):
-        assert tracker.step(T0 + 60 * m, [blip], topo) == []
-    assert [c.kind for c in tracker.step(T0 + 60 * 52, [blip], topo)] == ["opened"]
-    one = IncidentTracker(replace(CFG, incident_buckets=1), lambda t: f"inc-{t}")
-    assert one.streak_to_confirm == 2  # 1-bucket windows never overlap
 
 
 def test_unrelated_symptoms_open_separate_incidents_and_related_ones_join() -> None:
