@@ -40,6 +40,7 @@ import logging
 import os
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -229,11 +230,16 @@ class Detector:
             slo_data = self._source.read_window(Window(lo, t + b), Window(lo - b, lo), b)
             syms += slo_symptoms(slo_data, self._slos, t + b)
         if self._alerts is not None:
-            seen = {s.entity for s in syms}
+            # A firing alert is conclusive: it confirms the entity's own baseline
+            # symptom at once (else the alert's incident would miss the very entity
+            # that links its other alerted entities, until the symptom confirmed).
+            seen = {s.entity: i for i, s in enumerate(syms)}
             for entity, name, fp in self._alerts.active(t, t + b):
-                if entity not in seen:
-                    seen.add(entity)
-                    syms.append(Symptom(entity, "alert", f"alert {name} ({fp})", confirmed=True))
+                if entity in seen:
+                    syms[seen[entity]] = replace(syms[seen[entity]], confirmed=True)
+                    continue
+                seen[entity] = len(syms)
+                syms.append(Symptom(entity, "alert", f"alert {name} ({fp})", confirmed=True))
         return syms, data
 
     def _judge(self, t: int) -> None:

@@ -218,7 +218,20 @@ def test_alertmanager_webhook_maps_labels_is_idempotent_and_needs_the_token(dete
     assert bad[0] == 400 and bad[1]["message"].startswith("version")
 
 
-def test_an_alert_storm_from_one_fault_opens_one_incident(detecting, writer) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("confirm", [2, 4])
+def test_an_alert_storm_from_one_fault_opens_one_incident(confirm, neo4j_driver, neo4j_settings, store, writer) -> None:  # noqa: ANN001,E501
+    """With confirm 4 the services' own baseline symptoms are still unconfirmed when the
+    alerts fire: an alert confirms its entity's symptom at once, so the alerted pods and
+    node join the services' incident instead of opening one each."""
+    detecting = App(_settings(neo4j_settings, api_token=Secret(TOKEN), detector_confirm_buckets=confirm),
+                    neo4j_driver).start()
+    try:
+        _storm(detecting, writer)
+    finally:
+        detecting.stop(grace_s=1.0)
+
+
+def _storm(detecting, writer) -> None:  # noqa: ANN001
     writer.apply_deltas(minutes(0, 2))
     names = [{"service": "orders"}, {"service": "frontend"}, {"pod": "orders-0"}, {"pod": "frontend-0"},
              {"node": "n1"}]
@@ -229,7 +242,7 @@ def test_an_alert_storm_from_one_fault_opens_one_incident(detecting, writer) -> 
     last = T0 + 58 * 60  # the newest complete bucket
     _wait(lambda: detecting.detector._position == last, what="every bucket judged")  # noqa: SLF001
     opened = [i for i in detecting.events.list_incidents() if i[1] in ("open", "resolved")]
-    assert len(opened) == 1, opened
+    assert len(opened) == 1, [(i[0], i[1], i[6]) for i in opened]
     assert opened[0][1] == "open"  # the alerts still fire
 
 
