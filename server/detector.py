@@ -222,8 +222,10 @@ class Detector:
         b, cfg = self._b, self._cfg
         inc = Window(t - (cfg.incident_buckets - 1) * b, t + b)
         data = self._source.read_window(inc, Window(inc.start_s - cfg.baseline_buckets * b, inc.start_s), b)
-        syms = baseline_symptoms(data, {s.entity for s in self._slos}, cfg.evidence,
+        slo_entities = {s.entity for s in self._slos}
+        syms = baseline_symptoms(data, slo_entities, cfg.evidence,
                                  false_alarms_per_day=cfg.false_alarms_per_day) if data.service_buckets else []
+        syms += self._still_anomalous(inc, syms, slo_entities)
         if self._slos:
             longest = max(w.long_s for s in self._slos for w in s.windows)
             lo = t + b - longest
@@ -241,6 +243,32 @@ class Detector:
                 seen[entity] = len(syms)
                 syms.append(Symptom(entity, "alert", f"alert {name} ({fp})", confirmed=True))
         return syms, data
+
+    def _still_anomalous(self, inc: Window, syms: list[Symptom], skip: set[str]) -> list[Symptom]:
+        """Symptoms of open incidents judged against the baseline *before* the incident.
+
+        The sliding baseline (the ``baseline_buckets`` before the window) fills with the
+        fault's own buckets as an incident goes on, until the fault looks normal and the
+        incident "resolves" mid-fault (a 70-minute fault resolved after 18 buckets) --
+        and a remediation client would learn that its action worked. So an open
+        incident's entities are also judged against the baseline that ended where the
+        incident started (anomaly detectors' "don't learn from anomalies"): they stay
+        symptoms while the fault lasts, and clear when their buckets look like before."""
+        if self._tracker is None or not self._tracker.open:
+            return []
+        b, cfg = self._b, self._cfg
+        seen = {s.entity for s in syms}
+        out: list[Symptom] = []
+        for start in sorted({i.start_s for i in self._tracker.open.values()}):
+            if start >= inc.start_s:
+                continue  # no bucket of the incident is in the sliding baseline yet
+            entities = {e for i in self._tracker.open.values() if i.start_s == start for e in i.symptoms}
+            frozen = self._source.read_window(inc, Window(start - cfg.baseline_buckets * b, start), b)
+            for s in baseline_symptoms(frozen, skip, cfg.evidence, false_alarms_per_day=cfg.false_alarms_per_day):
+                if s.entity in entities and s.entity not in seen:
+                    seen.add(s.entity)
+                    out.append(s)
+        return out
 
     def _judge(self, t: int) -> None:
         assert self._tracker is not None

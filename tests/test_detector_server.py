@@ -75,6 +75,21 @@ def test_a_simulated_fault_opens_exactly_one_incident_streamed_with_its_cause(de
         assert not stub.ListIncidents(pb.ListIncidentsRequest(state=pb.INCIDENT_STATE_OPEN), timeout=10).incidents
 
 
+def test_a_long_fault_keeps_its_incident_open_until_it_ends(detecting, writer) -> None:  # noqa: ANN001
+    """A 70-minute fault: its buckets fill the sliding 30-bucket baseline, and judged
+    against that alone the fault looks normal after ~18 buckets (the incident resolved
+    at minute 59 of 40-110). Judged against the baseline before the incident as well,
+    it stays open while the fault lasts and resolves only after it ends."""
+    writer.apply_deltas(minutes(0, 125, fault=(40, 110)))
+    last = T0 + 123 * 60  # the newest complete bucket
+    _wait(lambda: detecting.detector._position == last, deadline_s=180, what="every bucket judged")  # noqa: SLF001
+    incidents = [i for i in detecting.events.list_incidents() if i[1] in ("open", "resolved")]
+    assert len(incidents) == 1, [(i[0], i[1], i[2], i[3]) for i in incidents]
+    (iid, state, opened, resolved, top, *_rest) = incidents[0]
+    assert top == DB and opened <= T0 + 41 * 60
+    assert state == "resolved" and resolved >= T0 + 110 * 60, (state, (resolved - T0) / 60 if resolved else None)
+
+
 def _all(stub) -> list[pb.IncidentEvent] | None:  # noqa: ANN001
     """Every stored event once a resolved one is among them (a stream read to its end)."""
     got: list[pb.IncidentEvent] = []
