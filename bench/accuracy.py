@@ -66,7 +66,9 @@ from pathlib import Path
 warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CASES, OUT, ROOT, Service, case_files, log, peer_data, post_otlp, stop_neo4j  # noqa: E402
+from common import (  # noqa: E402
+    CASES, OUT, ROOT, Service, case_files, log, peer_data, post_otlp, record_deployments, stop_neo4j,
+)
 
 from rootgraph.client import RootGraphClient  # noqa: E402
 from rootgraph.simulate import Labels, ScenarioSpec, parse_otlp_json_line, suite  # noqa: E402
@@ -118,10 +120,7 @@ def run_rootgraph(svc: Service, spec: ScenarioSpec, case_dir: Path, labels: Labe
     out: dict = {"case": spec.name, "requests": n, "replay_s": round(replay_s, 2)}
     with RootGraphClient(svc.api, timeout_s=120) as rg:
         if deployments == "api":
-            for d in labels.deployments:
-                rg.record_deployment(d.service, d.version, id=f"ci:{spec.name}:{d.service}:{d.version}:{d.at_s:.0f}",
-                                     at=d.at_s, previous_version=d.previous, source="api",
-                                     attributes={"pipeline": "bench"})
+            record_deployments(rg, spec, labels)
         t = time.perf_counter()
         ans = rg.rank_causes(labels.incident[0], labels.incident[1], top_k=5)
         out["rank_ms"] = round((time.perf_counter() - t) * 1000, 1)

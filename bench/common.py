@@ -275,5 +275,25 @@ def write_peer_files(out: Path, rows: list[list], runs_on: dict[str, set[str]], 
     return out
 
 
+def lead_in_specs(names: list[str], lead_min: int, incident_min: int) -> list[ScenarioSpec]:
+    """Suite cases by name (or ``["all"]``) with a ``lead_min``-minute healthy lead-in and
+    ``incident_min`` minutes of fault: the detection and remediation benchmarks' cases
+    (the detector needs 31 buckets of history before it judges one)."""
+    from rootgraph.simulate import suite
+
+    specs = {s.name: s for s in suite()}
+    chosen = list(specs) if names == ["all"] else names
+    return [replace(specs[n], name=f"{n}-lead{lead_min}", baseline_s=60.0 * lead_min,
+                    incident_s=60.0 * incident_min) for n in chosen]
+
+
+def record_deployments(rg, spec: ScenarioSpec, labels: Labels) -> None:  # noqa: ANN001 - a RootGraphClient
+    """The case's deployments through RecordDeployment, as a CI pipeline reports them
+    (idempotent ids, so a rerun records nothing twice)."""
+    for d in labels.deployments:
+        rg.record_deployment(d.service, d.version, id=f"ci:{spec.name}:{d.service}:{d.version}:{d.at_s:.0f}",
+                             at=d.at_s, previous_version=d.previous, source="api", attributes={"pipeline": "bench"})
+
+
 def fresh_spec(spec: ScenarioSpec, **changes: object) -> ScenarioSpec:
     return replace(spec, **changes)

@@ -61,7 +61,6 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import replace
 from pathlib import Path
 
 from rootgraph.config import Settings
@@ -210,19 +209,26 @@ class Replay:
         return self.reached[i][1] if i < len(self.reached) else None
 
 
-def run_case(spec, case_dir: Path, labels, storm: bool = False) -> dict:  # noqa: ANN001
-    """One case through a fresh server (a fresh detector on an empty graph)."""
+def _watched_service():  # noqa: ANN202 - (Service, events, stop, watcher thread)
+    """A fresh server on an empty graph (cleared with no detector running, so the previous
+    case's data cannot open anything) and a WatchIncidents client collecting its events."""
     from common import Service
 
-    svc = Service(detector_interval_seconds=0)  # no detector while the previous case is cleared
+    svc = Service(detector_interval_seconds=0)
     svc.reset()
     svc.close()
     svc = Service()
-    b = svc.settings.bucket_seconds
     events: list = []
     stop = threading.Event()
     watcher = threading.Thread(target=_watch, args=(svc.api, events, stop), daemon=True)
     watcher.start()
+    return svc, events, stop, watcher
+
+
+def run_case(spec, case_dir: Path, labels, storm: bool = False) -> dict:  # noqa: ANN001
+    """One case through a fresh server (a fresh detector on an empty graph)."""
+    svc, events, stop, watcher = _watched_service()
+    b = svc.settings.bucket_seconds
     out: dict = {"case": spec.name}
     try:
         lines = [ln for ln in (case_dir / "traces.jsonl").read_text(encoding="utf-8").splitlines() if ln.strip()]
@@ -281,21 +287,14 @@ def _rss_mb() -> float:
 def day(hours: float, peak_rps: float, seed: int) -> None:
     """The simulated healthy day (module doc) through a fresh server with the detector on."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from common import Service, case_files
+    from common import case_files
     from rootgraph.client import RootGraphClient
     from rootgraph.simulate.suite import healthy_day
 
     spec = healthy_day(seed=seed, hours=hours, peak_rps=peak_rps)
     d, labels = case_files(spec)
-    svc = Service(detector_interval_seconds=0)
-    svc.reset()
-    svc.close()
-    svc = Service()
+    svc, events, stop, watcher = _watched_service()
     b = svc.settings.bucket_seconds
-    events: list = []
-    stop = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(svc.api, events, stop), daemon=True)
-    watcher.start()
     t0_data = labels.baseline[0]
     pending = sorted(labels.deployments, key=lambda x: x.at_s)
     rss: list[tuple[float, float, int]] = []  # (data hour, RSS MB, buckets judged)
@@ -402,22 +401,16 @@ def canon(entity: str) -> str:
 
 def faults(names: list[str], lead_min: int, incident_min: int, storms: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from common import case_files
-    from rootgraph.simulate import suite
+    from common import case_files, lead_in_specs
 
-    specs = {s.name: s for s in suite()}
-    chosen = list(specs) if names == ["all"] else names
+    specs = lead_in_specs(names, lead_min, incident_min)
     rows, storm_rows = [], []
-    for n in chosen:
-        spec = replace(specs[n], name=f"{n}-lead{lead_min}", baseline_s=60.0 * lead_min,
-                       incident_s=60.0 * incident_min)
+    for spec in specs:
         d, labels = case_files(spec)
         r = run_case(spec, d, labels)
         print(json.dumps(r), flush=True)
         rows.append(r)
-    for n in chosen[:storms]:
-        spec = replace(specs[n], name=f"{n}-lead{lead_min}", baseline_s=60.0 * lead_min,
-                       incident_s=60.0 * incident_min)
+    for spec in specs[:storms]:
         d, labels = case_files(spec)
         r = run_case(spec, d, labels, storm=True)
         print(json.dumps(r), flush=True)

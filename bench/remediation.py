@@ -30,12 +30,11 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Service, case_files, post_otlp  # noqa: E402
+from common import Service, case_files, lead_in_specs, post_otlp  # noqa: E402
 
 from rootgraph.client import RootGraphClient  # noqa: E402
 from rootgraph.config import Secret  # noqa: E402
@@ -112,14 +111,8 @@ def run_case(spec, case_dir: Path, labels) -> dict:  # noqa: ANN001
 
 
 def cases(names: list[str], lead_min: int, incident_min: int) -> None:
-    from rootgraph.simulate import suite
-
-    specs = {s.name: s for s in suite()}
-    chosen = list(specs) if names == ["all"] else names
     rows = []
-    for n in chosen:
-        spec = replace(specs[n], name=f"{n}-lead{lead_min}", baseline_s=60.0 * lead_min,
-                       incident_s=60.0 * incident_min)
+    for spec in lead_in_specs(names, lead_min, incident_min):
         d, labels = case_files(spec)
         r = run_case(spec, d, labels)
         print(json.dumps(r), flush=True)
@@ -160,7 +153,6 @@ def learn(n: int, pattern: str) -> None:
     loop = Loop(svc.api, auto="", dry_run=False)
     ops = ModelOps(*model_stores(svc.settings, svc.driver))
     otlp = f"http://127.0.0.1:{svc.app.ports['otlp_grpc']}"
-    b = svc.settings.bucket_seconds
     base = 1_767_225_600  # 2026-01-01T00:00:00Z
     period = 3600
     rows = []

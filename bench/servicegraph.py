@@ -39,8 +39,8 @@ from pathlib import Path
 warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import canon, score_ranks  # noqa: E402
-from common import CASES, OUT, Service, case_files, log, stop_neo4j  # noqa: E402
+from accuracy import score_ranks  # noqa: E402
+from common import CASES, OUT, Service, case_files, log, record_deployments, stop_neo4j  # noqa: E402
 from connector_model import connector_requests, read_spans  # noqa: E402
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse  # noqa: E402
@@ -111,10 +111,7 @@ def _run_case(svc: Service, spec: ScenarioSpec, d: Path, labels: Labels, spanmet
                  "ignored": {k[8:]: v for k, v in stats.items() if k.startswith("ignored:")},
                  "resets": stats.get("metric_series_resets", 0)}
     with RootGraphClient(svc.api, timeout_s=120) as rg:
-        for dep in labels.deployments:
-            rg.record_deployment(dep.service, dep.version, id=f"ci:{spec.name}:{dep.service}:{dep.version}:{dep.at_s:.0f}",
-                                 at=dep.at_s, previous_version=dep.previous, source="api",
-                                 attributes={"pipeline": "bench"})
+        record_deployments(rg, spec, labels)
         t = time.perf_counter()
         ans = rg.rank_causes(labels.incident[0], labels.incident[1], top_k=5)
         out["rank_ms"] = round((time.perf_counter() - t) * 1000, 1)
