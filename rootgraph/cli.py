@@ -99,7 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = build_app(settings, driver, tls=tls, role=args.role).start()
     parts = ([f"api {settings.api_address}"] if args.role != "ingest" else []) + (
         [f"OTLP gRPC {settings.otlp_grpc_address}", f"OTLP HTTP {settings.otlp_http_address}",
-         f"{settings.ingest_workers} ingest worker(s)"]
+         f"{settings.ingest_worker_count} ingest worker(s)"]
         if args.role != "api" else [])
     err_console.print(
         f"rootgraph serving ({args.role}): {', '.join(parts)} (auth {'on' if settings.api_token else 'off'}, "
@@ -415,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairing-wait", type=float, metavar="SECONDS",
                    help="how long an unpaired span half waits for its partner (default 10)")
     p.add_argument("--workers", type=int, metavar="N",
-                   help="ingest worker processes, spans sharded by trace id (default 1: one process)")
+                   help="ingest worker processes, spans sharded by trace id (default 0: one per usable CPU, at most 4; 1: one process)")
     p.add_argument("--tls-cert", help="PEM certificate: serve gRPC over TLS")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument("--tls-client-ca", help="PEM CA bundle: require client certificates (mTLS)")

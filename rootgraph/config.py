@@ -13,6 +13,7 @@ log line or an exception message by accident.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from dataclasses import dataclass, field, fields, replace
@@ -51,6 +52,33 @@ def read_secret_file(path: Path) -> str:
 
 #: Upper bound of ``ingest_workers``: each worker is a process with a pipe to the front.
 MAX_INGEST_WORKERS = 256
+#: Most workers ``ingest_workers = 0`` (auto) starts. Why a cap: the front (receivers,
+#: the by-trace split, the one Neo4j writer) is one GIL-bound process at ~6 µs of CPU a
+#: span against a worker's ~10 µs (bench/scaleout.py), so it saturates at about two
+#: workers' load; workers past a few add ~90 MiB each, not throughput. Beyond that, run
+#: ingest replicas behind the Collector (README "Scale-out").
+AUTO_MAX_INGEST_WORKERS = 4
+
+
+def usable_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota.
+
+    Why not ``os.cpu_count()``: that counts the machine's CPUs, so a container limited to
+    2 CPUs on a 64-core node would start 64 workers to share 2 CPUs' worth of time. The
+    quota (``/sys/fs/cgroup/cpu.max``: ``"<quota> <period>"`` or ``"max <period>"``) is
+    rounded up, as Go's automaxprocs and the JVM do.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text(encoding="ascii").split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):  # no cgroup v2 CPU controller here
+        pass
+    return max(1, cpus)
 
 
 def _default_home() -> Path:
@@ -89,12 +117,15 @@ class Settings:
     ingest_group_max: int = 32
     #: Ingest worker processes of ``rootgraph serve`` (server/workers.py): spans are
     #: sharded by trace id across them so a trace's halves meet in one worker; 1 = the
-    #: single-process path. Why 1 and not one per core: on the 2-core machine, where
-    #: Neo4j and the senders share the cores, 2 workers took +23 % spans/s like for like
-    #: but cost +17 % CPU per span (all processes; budget 15 %), +90 MiB, and under
-    #: RankCauses load went -30 % in one run and +15 % in another (BENCHMARKS.md
-    #: "Scale-out"): not reliably better there. Give it the cores Neo4j and the API leave.
-    ingest_workers: int = 1
+    #: single-process path; 0 (the default) = one per usable CPU (:func:`usable_cpus`,
+    #: which honours a container's CPU limit), at most ``AUTO_MAX_INGEST_WORKERS``.
+    #: Measured (BENCHMARKS.md "Scale-out"): one process is GIL-bound at ~12 µs of CPU a
+    #: span (~80k spans/s a core at best); sharded, the front costs ~6 µs and each worker
+    #: ~10 µs a span, so with the cores to itself it goes past one process. On a 2-core
+    #: machine that also runs Neo4j and the senders it is about even (spans/s +13 % and
+    #: -3 % in two like-for-like phases) and costs +30 % of rootgraph's CPU per span and
+    #: ~90 MiB: pin 1 there.
+    ingest_workers: int = 0
     #: How long an unpaired span half waits for its partner (seconds; ingest/config.py):
     #: longer keeps more halves in memory, shorter turns late halves into fallback edges.
     #: The same default as ``IngestConfig.pending_ttl_s`` (a test keeps them equal; not
@@ -155,8 +186,9 @@ class Settings:
             raise ConfigError(f"retention_hours: must be >= 1, got {self.retention_hours}")
         if self.max_request_bytes < 1024:
             raise ConfigError(f"max_request_bytes: must be >= 1024, got {self.max_request_bytes}")
-        if not 1 <= self.ingest_workers <= MAX_INGEST_WORKERS:
-            raise ConfigError(f"ingest_workers: must be in 1..{MAX_INGEST_WORKERS}, got {self.ingest_workers}")
+        if not 0 <= self.ingest_workers <= MAX_INGEST_WORKERS:
+            raise ConfigError(f"ingest_workers: must be in 0..{MAX_INGEST_WORKERS} (0: one per usable CPU), "
+                              f"got {self.ingest_workers}")
         if self.ingest_group_max < 1:
             raise ConfigError(f"ingest_group_max: must be >= 1, got {self.ingest_group_max}")
         if not 0 < self.pairing_wait_seconds <= 3600:  # also refuses nan
@@ -205,6 +237,12 @@ class Settings:
     @property
     def uses_local_neo4j(self) -> bool:
         return not self.neo4j_uri
+
+    @property
+    def ingest_worker_count(self) -> int:
+        """The ingest processes ``serve`` runs: ``ingest_workers``, or for 0 (auto) one
+        per usable CPU up to ``AUTO_MAX_INGEST_WORKERS``; 1 is the single-process path."""
+        return self.ingest_workers or min(usable_cpus(), AUTO_MAX_INGEST_WORKERS)
 
 
 #: Environment variable for each field that can be set from the environment.

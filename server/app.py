@@ -134,12 +134,12 @@ class App:
         self._sink = _TimedSink(self.writer)
         # the log template miner resumes from its snapshot in the graph (ingest/templates.py)
         templates = Templates(*self.writer.load_miner_state()) if ingest else None
-        self._sharded = ingest and settings.ingest_workers > 1
+        self._sharded = ingest and settings.ingest_worker_count > 1
         if self._sharded:  # spans sharded by trace id over worker processes (server/workers.py)
             from rootgraph.server.workers import ShardedIngest
 
             self.ingestor = self.committer = ShardedIngest(  # type: ignore[assignment]
-                settings, settings.ingest_workers, sink=self._sink, group_max=settings.ingest_group_max,
+                settings, settings.ingest_worker_count, sink=self._sink, group_max=settings.ingest_group_max,
                 available=lambda: self.health.serving, templates=templates)
         else:
             self.ingestor = Ingestor(self._sink, ingest_config(settings), templates=templates)

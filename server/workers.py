@@ -101,7 +101,9 @@ class _Worker:
     def _spawn(self) -> None:
         ours, theirs = self._ctx.Pipe()
         proc = self._ctx.Process(target=worker_main, name=f"rootgraph-ingest-{self.index}", daemon=True,
-                                 args=(theirs, self._settings, self.index, self._group_max))
+                                 # the front's level: `serve` logs INFO, an embedding (the demo) less
+                                 args=(theirs, self._settings, self.index, self._group_max,
+                                       logging.getLogger().getEffectiveLevel()))
         proc.start()
         theirs.close()
         self.proc, self._conn = proc, ours
@@ -173,8 +175,12 @@ class _Worker:
         except Exception as exc:  # noqa: BLE001 - Neo4j gone at shutdown: say so
             log.warning("ingest worker %d did not flush at shutdown: %s", self.index, type(exc).__name__)
             flushed = 0
-        self._conn.close()  # EOF: the worker's loop ends
+        # An explicit "exit", not EOF: our reply reader is blocked in recv() on this
+        # socket, and a socket a thread is reading is not released by close(), so the
+        # worker would never see EOF and every shutdown waited out ``timeout_s``.
+        self._send_on(self._conn, ("exit", 0))
         self.proc.join(timeout_s)
+        self._conn.close()
         if self.proc.is_alive():
             self.proc.kill()
         return flushed
@@ -229,6 +235,21 @@ class _SharedWriter:
                 at += len(deltas)
 
 
+class _OneAtATime:
+    """A sink that writes one group at a time, for the front's two writers (its log and
+    metric groups, and ``_SharedWriter``'s span groups). Why: concurrent, their MERGEs of
+    the same ``Entity`` rows deadlocked in Neo4j (retried by the driver with a warning on
+    stderr; seen in the demo); the single process has one group writer for both."""
+
+    def __init__(self, sink: DeltaSink) -> None:
+        self._sink = sink
+        self._lock = threading.Lock()
+
+    def apply_deltas(self, deltas: list[GraphDelta]) -> list[bool]:
+        with self._lock:
+            return self._sink.apply_deltas(deltas)
+
+
 class ShardedIngest:
     """The receivers' ``RequestIngest`` (``server/otlp.py``) over N worker processes.
 
@@ -245,7 +266,9 @@ class ShardedIngest:
         self._closed = False
         self._counters: Counter[str] = Counter()
         self._counter_lock = threading.Lock()
-        # logs and metrics: ingested here, in groups of their own (no pairing to shard)
+        # logs and metrics: ingested here, in groups of their own (no pairing to shard);
+        # their writes and the workers' take turns, as in the single process's one writer
+        sink = _OneAtATime(sink)
         self._front = Ingestor(sink, self._config, templates=templates)
         self._front_groups = GroupCommitter(self._front, max_requests=group_max, available=available)
         ctx = mp.get_context("spawn")  # no fork after gRPC is initialised
@@ -354,7 +377,7 @@ def _protobuf(payload: bytes | Message, content_type: str) -> bytes:
     return payload if not media or media in PROTOBUF_TYPES else request.SerializeToString()
 
 
-def worker_main(conn: Any, settings: Settings, index: int, group_max: int) -> None:
+def worker_main(conn: Any, settings: Settings, index: int, group_max: int, log_level: int) -> None:
     """One ingest shard: today's ``Ingestor`` + ``GroupCommitter``, writing through the
     front (``PipeSink``): no Neo4j driver, no inference stage imported here."""
     from rootgraph.server.gc_tuning import tune_gc
@@ -363,7 +386,7 @@ def worker_main(conn: Any, settings: Settings, index: int, group_max: int) -> No
     # reaches the whole process group and must not kill us before that.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s worker-{index} %(name)s %(message)s")
+    logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s worker-{index} %(name)s %(message)s")
     send_lock = threading.Lock()
     stop = threading.Event()
     writes: dict[int, Future[list[bool]]] = {}
@@ -456,6 +479,8 @@ def worker_main(conn: Any, settings: Settings, index: int, group_max: int) -> No
                 pool.submit(flush, rid)
             elif kind == "stats":
                 reply(rid, True, stats())
+            elif kind == "exit":  # after "close" was answered: nothing left to do
+                break
             elif kind == "close":  # drain + flush need this loop for their writes' answers
                 threading.Thread(target=close, args=(rid,), name="close", daemon=True).start()
     finally:

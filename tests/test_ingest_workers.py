@@ -19,7 +19,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from faults_support import small_template, wait_until
-from rootgraph.config import ConfigError, Settings, load_settings
+from rootgraph.config import AUTO_MAX_INGEST_WORKERS, ConfigError, Settings, load_settings, usable_cpus
 from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.local import LocalNeo4j
 from rootgraph.ingest.config import IngestConfig
@@ -101,13 +101,28 @@ def test_trace_ring_picks_the_next_position_like_the_collector() -> None:
     assert min(counts.values()) > 500  # every replica gets a share
 
 
-def test_ingest_workers_setting_defaults_to_one_process_and_is_validated() -> None:
-    assert Settings().ingest_workers == 1
-    assert load_settings({"ROOTGRAPH_INGEST_WORKERS": "3"}).ingest_workers == 3
-    with pytest.raises(ConfigError, match="ingest_workers"):
-        load_settings({"ROOTGRAPH_INGEST_WORKERS": "0"})
+def test_ingest_workers_default_to_one_per_usable_cpu_and_are_validated() -> None:
+    assert Settings().ingest_workers == 0
+    assert Settings().ingest_worker_count == min(usable_cpus(), AUTO_MAX_INGEST_WORKERS)
+    assert load_settings({"ROOTGRAPH_INGEST_WORKERS": "3"}).ingest_worker_count == 3
+    assert load_settings({"ROOTGRAPH_INGEST_WORKERS": "1"}).ingest_worker_count == 1
+    with pytest.raises(ConfigError, match=r"ingest_workers: must be in 0\.\.256"):
+        load_settings({"ROOTGRAPH_INGEST_WORKERS": "-1"})
     with pytest.raises(ConfigError, match="ingest_workers"):
         load_settings(ingest_workers=257)
+
+
+def test_usable_cpus_honours_a_container_cpu_limit(tmp_path) -> None:  # noqa: ANN001
+    """A Kubernetes limit of 1.5 CPUs is a cgroup quota: 2 workers, not one per node CPU."""
+    affinity = len(os.sched_getaffinity(0))
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("150000 100000\n")
+    assert usable_cpus(cpu_max) == min(affinity, 2)
+    cpu_max.write_text("50000 100000\n")  # half a CPU still runs one process
+    assert usable_cpus(cpu_max) == 1
+    cpu_max.write_text("max 100000\n")  # no limit: the affinity mask
+    assert usable_cpus(cpu_max) == affinity
+    assert usable_cpus(tmp_path / "absent") == affinity  # no cgroup v2 CPU controller
 
 
 def _export(address: str, body: bytes) -> None:
@@ -141,7 +156,11 @@ def _run_app(neo4j_driver, settings: Settings, workers: int, store: GraphAdmin):
         app.ingestor.flush_all()  # the roots' halves wait for a caller that never comes
         stats = app.stats()
     finally:
+        procs = [w.proc for w in app.ingestor._workers] if workers > 1 else []  # noqa: SLF001
         app.stop(grace_s=1.0)
+    # Each worker exits by itself once it has flushed; it is not waited out and killed
+    # (that was every shutdown: the worker never saw EOF on its pipe, 30 s each).
+    assert [p.exitcode for p in procs] == [0] * len(procs)
     return graph_rows(neo4j_driver, settings.neo4j_database), stats
 
 
