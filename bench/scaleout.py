@@ -50,6 +50,13 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _machine_busy_s() -> float:
+    """CPU seconds every process of the machine spent busy (``/proc/stat``: all but
+    idle and iowait), so a phase says how much of the 2 cores the bench left unused."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return round(xs[min(len(xs) - 1, int(q * len(xs)))], 1) if xs else float("nan")
@@ -81,6 +88,7 @@ def run_phase(workers: int, template, local, driver, admin, args, workdir: Path)
     front, rest = pids[0], pids[1:]
     a_spans, a_t = drv.totals()["acked_spans"], time.monotonic()
     a_front, a_rest, a_neo = _cpu_s(front), sum(map(_cpu_s, rest)), _cpu_s(neo4j_pid)
+    a_send, a_busy = sum(map(_cpu_s, drv.pids())), _machine_busy_s()
     stop, ranks = threading.Event(), []
     ranker = threading.Thread(target=_rank_loop, args=(server.api, args.rank_every, stop, ranks), daemon=True)
     if args.rank_services:
@@ -91,6 +99,7 @@ def run_phase(workers: int, template, local, driver, admin, args, workdir: Path)
         rss.append(server.tree_memory_kb())
     b_spans, b_t = drv.totals()["acked_spans"], time.monotonic()
     b_front, b_rest, b_neo = _cpu_s(front), sum(map(_cpu_s, rest)), _cpu_s(neo4j_pid)
+    b_send, b_busy = sum(map(_cpu_s, drv.pids())), _machine_busy_s()
     stop.set()
     if args.rank_services:
         ranker.join(120)
@@ -105,6 +114,8 @@ def run_phase(workers: int, template, local, driver, admin, args, workdir: Path)
         "cpu_us_per_span_server": us(b_front - a_front + b_rest - a_rest),
         "cpu_us_per_span_neo4j": us(b_neo - a_neo),
         "cpu_us_per_span_all": us(b_front - a_front + b_rest - a_rest + b_neo - a_neo),
+        "cpu_us_per_span_senders": us(b_send - a_send),
+        "machine_busy_cores": round((b_busy - a_busy) / (b_t - a_t), 2),
         "server_tree_peak_rss_mib": round(max(rss) / 1024, 1),
         "server_tree_rss_first_last_mib": [round(statistics.mean(rss[:10]) / 1024), round(statistics.mean(rss[-10:]) / 1024)],
         "rank_calls": len(ranks), "rank_p50_ms": _pct(ranks, 0.5), "rank_p95_ms": _pct(ranks, 0.95),
@@ -185,13 +196,14 @@ def main(argv: list[str] | None = None) -> int:
         if started:
             local.stop()
     print("| workers | spans/s | µs CPU/span front | workers | server total | Neo4j | all | "
-          "RSS MiB first→last (peak) | RankCauses p50 / p95 ms | exact |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "senders | machine busy (cores) | RSS MiB first→last (peak) | RankCauses p50 / p95 ms | exact |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         first, last = r["server_tree_rss_first_last_mib"]
         print(f"| {r['workers']} | {r['spans_per_s']:,} | {r['cpu_us_per_span_front']} | "
               f"{r['cpu_us_per_span_workers']} | {r['cpu_us_per_span_server']} | {r['cpu_us_per_span_neo4j']} | "
-              f"{r['cpu_us_per_span_all']} | {first}→{last} ({r['server_tree_peak_rss_mib']}) | "
+              f"{r['cpu_us_per_span_all']} | {r['cpu_us_per_span_senders']} | {r['machine_busy_cores']} | "
+              f"{first}→{last} ({r['server_tree_peak_rss_mib']}) | "
               f"{r['rank_p50_ms']} / {r['rank_p95_ms']} ({r['rank_calls']}) | {r['exact']} |")
     if reps:
         print("\n| ingest replicas | spans/s | µs CPU/span rootgraph | Neo4j | all | peak RSS MiB (all replicas) | exact |")

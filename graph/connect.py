@@ -8,13 +8,56 @@ password from its 0600 file.
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections import Counter
+
 from neo4j import Driver, GraphDatabase
 
 from rootgraph.config import ConfigError
 from rootgraph.graph.config import Neo4jTarget
 from rootgraph.graph.local import LocalNeo4j
 
-__all__ = ["open_driver"]
+__all__ = ["open_driver", "transaction_retries"]
+
+
+class _RetryCounter(logging.Filter):
+    """Counts the driver's retried transient errors by Neo4j code, and logs each as
+    one INFO line instead of its WARNING with the whole lock wait list.
+
+    Why: a ``DeadlockDetected`` between two writers MERGEing the same entity (ingest and
+    an incident write) is retried by the driver and then succeeds; as a warning it
+    reached every demo user's terminal (via logging's last-resort handler) and looked
+    like a failure. A retry that runs out still fails the call (``StoreUnavailable``).
+    The count is in ``/metrics`` (``rootgraph_ingest_neo4j_transaction_retries``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (isinstance(record.msg, str) and record.msg.startswith("Transaction failed and will be retried")
+                and len(record.args or ()) == 2):
+            return True
+        delay, error = record.args  # type: ignore[misc]
+        code = str(getattr(error, "code", "") or type(error).__name__).rsplit(".", 1)[-1]
+        with self._lock:
+            self.counts[code] += 1
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args = "Neo4j transaction retried in %.1fs after %s", (float(delay), code)
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
+_RETRIES = _RetryCounter()
+logging.getLogger("neo4j.session").addFilter(_RETRIES)
+
+
+def transaction_retries() -> int:
+    """Transactions the driver retried after a transient error, in this process."""
+    with _RETRIES._lock:  # noqa: SLF001
+        return sum(_RETRIES.counts.values())
 
 
 def open_driver(settings: Neo4jTarget, *, start_local: bool = True, log=print) -> Driver:  # noqa: ANN001

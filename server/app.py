@@ -37,6 +37,7 @@ from rootgraph import __version__
 from rootgraph.config import Settings
 from rootgraph.graph.admin import GraphAdmin
 from rootgraph.graph.alerts import AlertStore
+from rootgraph.graph.connect import transaction_retries
 from rootgraph.graph.incident_events import IncidentEventLog
 from rootgraph.graph.remediation import RemediationLog
 from rootgraph.graph.incidents import IncidentStore
@@ -245,6 +246,7 @@ class App:
         out["neo4j_write_batches"] = self._sink.batches
         out["neo4j_write_ms_total"] = round(self._sink.total_ms, 3)
         out["neo4j_write_ms_max"] = round(self._sink.max_ms, 3)
+        out["neo4j_transaction_retries"] = transaction_retries()
         return out
 
     def _every(self, interval_s: float, fn, wake: threading.Event | None = None) -> None:  # noqa: ANN001

@@ -249,6 +249,11 @@ class ReplayDriver:
             self._procs.append(p)
         return self
 
+    def pids(self) -> list[int]:
+        """The sender processes (benchmarks count their CPU: on one machine it is the
+        senders' share of the cores that the server does not get)."""
+        return [p.pid for p in self._procs if p.pid is not None]
+
     def totals(self) -> dict[str, int]:
         names = ("acked_requests", "acked_spans", "acked_entries", "failed_attempts", "gave_up_spans")
         return {n: sum(c[i] for c in self._counters) for i, n in enumerate(names)}
