@@ -415,7 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairing-wait", type=float, metavar="SECONDS",
                    help="how long an unpaired span half waits for its partner (default 10)")
     p.add_argument("--workers", type=int, metavar="N",
-                   help="ingest worker processes, spans sharded by trace id (default 0: one per usable CPU, at most 4; 1: one process)")
+                   help="ingest worker processes, spans sharded by trace id (default 0: one per usable CPU "
+                        "less one, at most 4; 1: one process)")
     p.add_argument("--tls-cert", help="PEM certificate: serve gRPC over TLS")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument("--tls-client-ca", help="PEM CA bundle: require client certificates (mTLS)")

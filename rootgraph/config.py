@@ -118,13 +118,14 @@ class Settings:
     #: Ingest worker processes of ``rootgraph serve`` (server/workers.py): spans are
     #: sharded by trace id across them so a trace's halves meet in one worker; 1 = the
     #: single-process path; 0 (the default) = one per usable CPU (:func:`usable_cpus`,
-    #: which honours a container's CPU limit), at most ``AUTO_MAX_INGEST_WORKERS``.
-    #: Measured (BENCHMARKS.md "Scale-out"): one process is GIL-bound at ~12 µs of CPU a
-    #: span (~80k spans/s a core at best); sharded, the front costs ~6 µs and each worker
-    #: ~10 µs a span, so with the cores to itself it goes past one process. On a 2-core
-    #: machine that also runs Neo4j and the senders it is about even (spans/s +13 % and
-    #: -3 % in two like-for-like phases) and costs +30 % of rootgraph's CPU per span and
-    #: ~90 MiB: pin 1 there.
+    #: which honours a container's CPU limit) less the serving process's own, at most
+    #: ``AUTO_MAX_INGEST_WORKERS`` (:attr:`Settings.ingest_worker_count`). Measured
+    #: (BENCHMARKS.md "Scale-out"): one process is GIL-bound at ~12 µs of CPU a span (one
+    #: core: ~80k spans/s at best); sharded, the serving process costs ~6 µs and the
+    #: workers ~10 µs a span, so it needs a core of its own and the workers the rest. On
+    #: the 2-core machine (Neo4j and the senders on it too) 2 workers were +29 %, -9 %,
+    #: +13 %, -3 % spans/s against one process in like-for-like phases, at +30 % of
+    #: rootgraph's CPU a span: the default there is the single process.
     ingest_workers: int = 0
     #: How long an unpaired span half waits for its partner (seconds; ingest/config.py):
     #: longer keeps more halves in memory, shorter turns late halves into fallback edges.
@@ -241,8 +242,10 @@ class Settings:
     @property
     def ingest_worker_count(self) -> int:
         """The ingest processes ``serve`` runs: ``ingest_workers``, or for 0 (auto) one
-        per usable CPU up to ``AUTO_MAX_INGEST_WORKERS``; 1 is the single-process path."""
-        return self.ingest_workers or min(usable_cpus(), AUTO_MAX_INGEST_WORKERS)
+        per usable CPU but the serving process's own, up to ``AUTO_MAX_INGEST_WORKERS``;
+        1 is the single-process path. So 2 CPUs run one process (front + 1 worker would
+        be the single process plus pipes) and 4 CPUs run 3 workers."""
+        return self.ingest_workers or max(1, min(usable_cpus() - 1, AUTO_MAX_INGEST_WORKERS))
 
 
 #: Environment variable for each field that can be set from the environment.

@@ -103,7 +103,7 @@ def test_trace_ring_picks_the_next_position_like_the_collector() -> None:
 
 def test_ingest_workers_default_to_one_per_usable_cpu_and_are_validated() -> None:
     assert Settings().ingest_workers == 0
-    assert Settings().ingest_worker_count == min(usable_cpus(), AUTO_MAX_INGEST_WORKERS)
+    assert Settings().ingest_worker_count == max(1, min(usable_cpus() - 1, AUTO_MAX_INGEST_WORKERS))
     assert load_settings({"ROOTGRAPH_INGEST_WORKERS": "3"}).ingest_worker_count == 3
     assert load_settings({"ROOTGRAPH_INGEST_WORKERS": "1"}).ingest_worker_count == 1
     with pytest.raises(ConfigError, match=r"ingest_workers: must be in 0\.\.256"):
@@ -221,3 +221,11 @@ def test_worker_killed_mid_batch_loses_nothing_acknowledged(
     # a request is one IngestBatch per worker it touched: the spans and entries are exact
     assert (got["spans"], got["entries"]) == (sent["acked_spans"], sent["acked_entries"])
     assert sent["acked_requests"] <= got["batches"] <= 2 * sent["acked_requests"]
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 1), (2, 1), (3, 2), (4, 3), (5, 4), (64, 4)])
+def test_auto_workers_leave_the_serving_process_a_cpu(monkeypatch: pytest.MonkeyPatch, cpus: int,
+                                                      workers: int) -> None:
+    monkeypatch.setattr("rootgraph.config.usable_cpus", lambda: cpus)
+    assert Settings().ingest_worker_count == workers
+    assert Settings(ingest_workers=2).ingest_worker_count == 2  # an explicit count is kept
