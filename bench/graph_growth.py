@@ -73,9 +73,47 @@ def _bucket(rng: random.Random, requests: int) -> StatsBucket:
     return b
 
 
+class SteadyFleet:
+    """Buckets of a fleet that behaves like one: each service and edge keeps its own
+    request rate (Poisson around a per-entity mean), latency (one histogram bin, a
+    neighbour now and then) and a 0.2 % error rate; from ``fault_from`` on, one mid-tier
+    service ``culprit`` fails 30 % of its requests and its callers see those errors.
+
+    Why beside the noisy fleet (``_bucket``): there every service's latency jumps to a
+    random bin every minute, so everything is anomalous — the worst case for the window
+    read and the model, but no incident looks like it. This is what RankCauses serves:
+    one fault, its propagation, a healthy rest (issue 16's "p95 at 500 services" target).
+    """
+
+    def __init__(self, entities: dict[str, Entity], edges: list[tuple[str, str]], fault_from: int) -> None:
+        rng = random.Random(7)
+        self.rate = {k: rng.randrange(20, 200) for k in [*entities, *edges]}
+        self.bin = {k: rng.randrange(10, 25) for k in [*entities, *edges]}
+        callers: dict[str, list[str]] = {}
+        for a, b in edges:
+            callers.setdefault(b, []).append(a)
+        mid = sorted(e for e, cs in callers.items() if entities[e].kind is EntityKind.SERVICE
+                     and any(c != "user" for c in cs))
+        self.culprit = mid[len(mid) // 2]
+        self.fault_from = fault_from
+        self.rng = random.Random(11)
+
+    def bucket(self, key: str | tuple[str, str], t: int, failing: bool) -> StatsBucket:
+        n = max(1, round(self.rng.gauss(self.rate[key], self.rate[key] ** 0.5)))
+        p = 0.3 if failing and t >= self.fault_from else 0.002
+        errors = sum(self.rng.random() < p for _ in range(n))
+        b = StatsBucket(requests=n, errors=errors, duration_ms_sum=n * 0.1 * 2.0 ** (self.bin[key] / 2.0),
+                        exclusive_errors=errors if key == self.culprit else 0)
+        b.self_ms_sum = b.duration_ms_sum / 2
+        shift = 1 if self.rng.random() < 0.1 else 0
+        b.histogram[self.bin[key] + shift] = n
+        return b
+
+
 def write_minutes(writer: GraphWriter, entities: dict[str, Entity], edges: list[tuple[str, str]],
-                  start: int, minutes: int, group: int) -> tuple[float, int]:
-    """Write ``minutes`` of buckets for everything; returns (seconds in Neo4j, rows)."""
+                  start: int, minutes: int, group: int, steady: SteadyFleet | None = None) -> tuple[float, int]:
+    """Write ``minutes`` of buckets for everything (``steady``: that fleet's buckets,
+    else the noisy fleet's); returns (seconds in Neo4j, rows)."""
     rng = random.Random(1)
     services = [e for e in entities.values() if e.kind is not EntityKind.USER]
     out_edges: dict[str, list[tuple[str, str]]] = {}
@@ -84,16 +122,22 @@ def write_minutes(writer: GraphWriter, entities: dict[str, Entity], edges: list[
     spent, rows = 0.0, 0
     for m in range(minutes):
         t = start + m * BUCKET
+        calls = {ab: steady.bucket(ab, t, ab[1] == steady.culprit) for ab in edges} if steady else {}
         for i in range(0, len(services), group):
             chunk = services[i:i + group]
             d = GraphDelta(batch_id=f"growth:{t}:{i}")
             for e in chunk:
                 d.entities[e.id] = e
-                d.service_buckets[(e.id, t)] = _bucket(rng, rng.randrange(1, 200))
                 for a, b in out_edges.get(e.id, ()):
                     d.entities.setdefault(a, entities[a])
-                    d.edge_buckets[(a, b, t)] = _bucket(rng, rng.randrange(1, 100))
+                    d.edge_buckets[(a, b, t)] = calls[(a, b)] if steady else _bucket(rng, rng.randrange(1, 100))
                     d.edges[(a, b)] = StatsBucket(requests=1)
+                if steady is None:
+                    d.service_buckets[(e.id, t)] = _bucket(rng, rng.randrange(1, 200))
+                else:  # the culprit fails; its callers pass on the errors of their calls to it
+                    sb = steady.bucket(e.id, t, e.id == steady.culprit)
+                    sb.errors = min(sb.requests, sb.errors + calls.get((e.id, steady.culprit), StatsBucket()).errors)
+                    d.service_buckets[(e.id, t)] = sb
             t0 = time.perf_counter()
             writer.apply_deltas([d])
             spent += time.perf_counter() - t0

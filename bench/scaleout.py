@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from graph_growth import BUCKET, fleet, write_minutes  # noqa: E402  (bench/graph_growth.py)
+from graph_growth import BUCKET, SteadyFleet, fleet, write_minutes  # noqa: E402  (bench/graph_growth.py)
 from ingest import bench_neo4j  # noqa: E402  (bench/ingest.py)
 
 from rootgraph.client import RootGraphClient  # noqa: E402
@@ -62,13 +62,14 @@ def _pct(xs: list[float], q: float) -> float:
     return round(xs[min(len(xs) - 1, int(q * len(xs)))], 1) if xs else float("nan")
 
 
-def _rank_loop(api: str, every_s: float, stop: threading.Event, out: list[float]) -> None:
+def _rank_loop(api: str, every_s: float, stop: threading.Event, out: list[float], tops: list[str]) -> None:
     with RootGraphClient(api, timeout_s=60) as rg:
         while not stop.wait(every_s):
             now = time.time()
             t0 = time.perf_counter()
-            rg.rank_causes(now - 900, now, top_k=5)
+            answer = rg.rank_causes(now - 900, now, top_k=5)
             out.append((time.perf_counter() - t0) * 1e3)
+            tops.append(answer.causes[0].entity if answer.causes else "")
 
 
 def run_phase(workers: int, template, local, driver, admin, args, workdir: Path) -> dict:  # noqa: ANN001
@@ -76,7 +77,11 @@ def run_phase(workers: int, template, local, driver, admin, args, workdir: Path)
     if args.rank_services:
         entities, edges = fleet(args.rank_services)
         end = (int(time.time()) // BUCKET + 1) * BUCKET
-        write_minutes(GraphWriter(driver, "neo4j"), entities, edges, end - 45 * BUCKET, 45, 1000)
+        # steady: 30 healthy minutes, then one service fails for the rest of the run (the
+        # RankCauses windows end "now"); noisy: everything anomalous all the time
+        steady = SteadyFleet(entities, edges, end - 15 * BUCKET) if args.rank_fleet == "steady" else None
+        write_minutes(GraphWriter(driver, "neo4j"), entities, edges, end - 45 * BUCKET,
+                      45 + int(args.duration + args.warmup) // BUCKET + 2, 1000, steady)
     seeded = admin.ingest_totals()  # the fleet's entry counts: not ingest's, subtracted below
     server = ServerProcess(local.bolt_uri, local.password_file, workdir / f"server-w{workers}.log",
                            workers=workers).start()
@@ -89,8 +94,9 @@ def run_phase(workers: int, template, local, driver, admin, args, workdir: Path)
     a_spans, a_t = drv.totals()["acked_spans"], time.monotonic()
     a_front, a_rest, a_neo = _cpu_s(front), sum(map(_cpu_s, rest)), _cpu_s(neo4j_pid)
     a_send, a_busy = sum(map(_cpu_s, drv.pids())), _machine_busy_s()
-    stop, ranks = threading.Event(), []
-    ranker = threading.Thread(target=_rank_loop, args=(server.api, args.rank_every, stop, ranks), daemon=True)
+    stop, ranks, tops = threading.Event(), [], []
+    ranker = threading.Thread(target=_rank_loop, args=(server.api, args.rank_every, stop, ranks, tops),
+                              daemon=True)
     if args.rank_services:
         ranker.start()
     rss: list[int] = []
@@ -119,6 +125,8 @@ def run_phase(workers: int, template, local, driver, admin, args, workdir: Path)
         "server_tree_peak_rss_mib": round(max(rss) / 1024, 1),
         "server_tree_rss_first_last_mib": [round(statistics.mean(rss[:10]) / 1024), round(statistics.mean(rss[-10:]) / 1024)],
         "rank_calls": len(ranks), "rank_p50_ms": _pct(ranks, 0.5), "rank_p95_ms": _pct(ranks, 0.95),
+        "rank_top_is_culprit": (sum(t == steady.culprit for t in tops) if args.rank_services and steady
+                                else None),
         "exact": (got["spans"], got["entries"]) == (totals["acked_spans"], totals["acked_entries"])
         and totals["gave_up_spans"] == 0,
     }
@@ -184,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--template-spans", type=int, default=60_000)
     p.add_argument("--rank-services", type=int, default=500, help="fleet RankCauses reads meanwhile (0: none)")
     p.add_argument("--rank-every", type=float, default=2.0, help="seconds between RankCauses calls")
+    p.add_argument("--rank-fleet", choices=["steady", "noisy"], default="steady",
+                   help="steady: one failing service in a healthy fleet (graph_growth.SteadyFleet); "
+                        "noisy: every service anomalous every minute (the worst case)")
     args = p.parse_args(argv)
     local, driver, admin, started = bench_neo4j(INSTANCE, BOLT_PORT, HTTP_PORT)
     try:
@@ -204,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['cpu_us_per_span_workers']} | {r['cpu_us_per_span_server']} | {r['cpu_us_per_span_neo4j']} | "
               f"{r['cpu_us_per_span_all']} | {r['cpu_us_per_span_senders']} | {r['machine_busy_cores']} | "
               f"{first}→{last} ({r['server_tree_peak_rss_mib']}) | "
-              f"{r['rank_p50_ms']} / {r['rank_p95_ms']} ({r['rank_calls']}) | {r['exact']} |")
+              f"{r['rank_p50_ms']} / {r['rank_p95_ms']} ({r['rank_calls']}"
+              f"{'' if r['rank_top_is_culprit'] is None else ', top = culprit in %d' % r['rank_top_is_culprit']}) | "
+              f"{r['exact']} |")
     if reps:
         print("\n| ingest replicas | spans/s | µs CPU/span rootgraph | Neo4j | all | peak RSS MiB (all replicas) | exact |")
         print("|---|---|---|---|---|---|---|")
