@@ -77,11 +77,11 @@ def run_phase(workers: int, template, local, driver, admin, args, workdir: Path)
     if args.rank_services:
         entities, edges = fleet(args.rank_services)
         end = (int(time.time()) // BUCKET + 1) * BUCKET
-        # steady: 30 healthy minutes, then one service fails for the rest of the run (the
-        # RankCauses windows end "now"); noisy: everything anomalous all the time
+        # steady: 30 healthy minutes, then one service fails (the RankCauses windows end
+        # "now", up to a minute past these buckets); noisy: everything anomalous. Not
+        # written ahead of the clock: the detector would judge every future minute at once.
         steady = SteadyFleet(entities, edges, end - 15 * BUCKET) if args.rank_fleet == "steady" else None
-        write_minutes(GraphWriter(driver, "neo4j"), entities, edges, end - 45 * BUCKET,
-                      45 + int(args.duration + args.warmup) // BUCKET + 2, 1000, steady)
+        write_minutes(GraphWriter(driver, "neo4j"), entities, edges, end - 45 * BUCKET, 45, 1000, steady)
     seeded = admin.ingest_totals()  # the fleet's entry counts: not ingest's, subtracted below
     server = ServerProcess(local.bolt_uri, local.password_file, workdir / f"server-w{workers}.log",
                            workers=workers).start()
@@ -89,6 +89,11 @@ def run_phase(workers: int, template, local, driver, admin, args, workdir: Path)
     drv = ReplayDriver(template, server.otlp_grpc, str(workdir), senders=args.senders,
                        threads=args.threads).start()
     time.sleep(args.warmup)
+    # A server started on a graph with history first judges the buckets it has not (the
+    # seeded fleet's 45 minutes, each a full 500-service judgement): measure after that.
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and server.metrics().get("rootgraph_ingest_detector_buckets_behind", 0) > 0:
+        time.sleep(1.0)
     pids = server.tree_pids()
     front, rest = pids[0], pids[1:]
     a_spans, a_t = drv.totals()["acked_spans"], time.monotonic()

@@ -247,6 +247,10 @@ class App:
         out["neo4j_write_ms_total"] = round(self._sink.total_ms, 3)
         out["neo4j_write_ms_max"] = round(self._sink.max_ms, 3)
         out["neo4j_transaction_retries"] = transaction_retries()
+        if self.detector is not None:  # is detection keeping up with the data?
+            out["detector_buckets_judged"] = self.detector.judged
+            out["detector_buckets_behind"] = self.detector.behind_buckets
+            out["detector_last_bucket_ms"] = round(self.detector.last_bucket_s * 1e3, 1)
         return out
 
     def _every(self, interval_s: float, fn, wake: threading.Event | None = None) -> None:  # noqa: ANN001

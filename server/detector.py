@@ -158,6 +158,9 @@ class Detector:
         #: wall seconds the last judged bucket took, and buckets judged (bench, metrics)
         self.last_bucket_s = 0.0
         self.judged = 0
+        #: Complete buckets not judged yet after the last step (catch-up after a start on
+        #: an existing graph, or a detector slower than the data): ``/metrics``.
+        self.behind_buckets = 0
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -181,6 +184,7 @@ class Detector:
         done = 0
         try:
             while t + self._b <= watermark and done < max_buckets:
+                self.behind_buckets = (watermark - t) // self._b
                 t0 = time.perf_counter()
                 self._judge(t)
                 self._events.advance(self.lease, t)
@@ -192,6 +196,7 @@ class Detector:
         except LeaseLost:
             log.warning("detector lease lost to another replica; standing by")
             self._held = False
+        self.behind_buckets = max(0, (watermark - t) // self._b)
         return done
 
     def stop(self) -> None:

@@ -83,6 +83,11 @@ def test_a_long_fault_keeps_its_incident_open_until_it_ends(detecting, writer) -
     writer.apply_deltas(minutes(0, 125, fault=(40, 110)))
     last = T0 + 123 * 60  # the newest complete bucket
     _wait(lambda: detecting.detector._position == last, deadline_s=180, what="every bucket judged")  # noqa: SLF001
+    with urllib.request.urlopen(f"http://127.0.0.1:{detecting.ports['otlp_http']}/metrics", timeout=5) as r:
+        metrics = dict(line.rsplit(" ", 1) for line in r.read().decode().splitlines())
+    # operators see whether detection keeps up: all caught up, every bucket since the first judgeable one
+    assert metrics["rootgraph_ingest_detector_buckets_behind"] == "0"
+    assert int(metrics["rootgraph_ingest_detector_buckets_judged"]) == detecting.detector.judged > 0
     incidents = [i for i in detecting.events.list_incidents() if i[1] in ("open", "resolved")]
     assert len(incidents) == 1, [(i[0], i[1], i[2], i[3]) for i in incidents]
     (iid, state, opened, resolved, top, *_rest) = incidents[0]
