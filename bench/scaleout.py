@@ -92,7 +92,12 @@ def run_phase(workers: int, template, local, driver, admin, args, workdir: Path)
     # A server started on a graph with history first judges the buckets it has not (the
     # seeded fleet's 45 minutes, each a full 500-service judgement): measure after that.
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and server.metrics().get("rootgraph_ingest_detector_buckets_behind", 0) > 0:
+    while time.monotonic() < deadline:
+        try:  # a server busy judging may not answer /metrics within its 5 s timeout
+            if server.metrics().get("rootgraph_ingest_detector_buckets_behind", 0) == 0:
+                break
+        except OSError:
+            pass
         time.sleep(1.0)
     pids = server.tree_pids()
     front, rest = pids[0], pids[1:]

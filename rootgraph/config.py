@@ -123,9 +123,9 @@ class Settings:
     #: (BENCHMARKS.md "Scale-out"): one process is GIL-bound at ~12 µs of CPU a span (one
     #: core: ~80k spans/s at best); sharded, the serving process costs ~6 µs and the
     #: workers ~10 µs a span, so it needs a core of its own and the workers the rest. On
-    #: the 2-core machine (Neo4j and the senders on it too) 2 workers were +29 %, -9 %,
-    #: +13 %, -3 % spans/s against one process in like-for-like phases, at +30 % of
-    #: rootgraph's CPU a span: the default there is the single process.
+    #: the 2-core machine (Neo4j and the senders on it too) 2 workers were -3 %, -9 %
+    #: and -11 % spans/s against one process in the like-for-like phases of three runs,
+    #: at +30 % of rootgraph's CPU a span: the default there is the single process.
     ingest_workers: int = 0
     #: How long an unpaired span half waits for its partner (seconds; ingest/config.py):
     #: longer keeps more halves in memory, shorter turns late halves into fallback edges.
