@@ -473,12 +473,17 @@ def worker_main(conn: Any, settings: Settings, index: int, group_max: int, log_l
                 else:
                     fut.set_exception(StoreUnavailable(value[1]) if value[0] == "unavailable"
                                       else RuntimeError(value[1]))
-            elif kind == "request":
-                pool.submit(part, rid, *args)
-            elif kind == "flush":
-                pool.submit(flush, rid)
-            elif kind == "stats":
-                reply(rid, True, stats())
+            # Everything else runs off this loop: it may wait for the ingestor's lock (stats,
+            # flush) or a group (a part), and a group holds that lock until its "written"
+            # answer, which only this loop reads. (Answering "stats" here hung the worker
+            # on the first /metrics scrape during a write, and with it every request.)
+            elif kind in ("request", "flush", "stats"):
+                fn = part if kind == "request" else flush if kind == "flush" else \
+                    (lambda rid: reply(rid, True, stats()))
+                try:
+                    pool.submit(fn, rid, *args)
+                except RuntimeError:  # the pool is shut down: we are closing
+                    reply(rid, False, ("unavailable", f"ingest worker {index} is shutting down"))
             elif kind == "exit":  # after "close" was answered: nothing left to do
                 break
             elif kind == "close":  # drain + flush need this loop for their writes' answers

@@ -229,3 +229,47 @@ def test_auto_workers_leave_the_serving_process_a_cpu(monkeypatch: pytest.Monkey
     monkeypatch.setattr("rootgraph.config.usable_cpus", lambda: cpus)
     assert Settings().ingest_worker_count == workers
     assert Settings(ingest_workers=2).ingest_worker_count == 2  # an explicit count is kept
+
+
+@pytest.mark.neo4j
+def test_metrics_scrapes_during_writes_do_not_hang_the_workers(
+        neo4j_driver, neo4j_settings: Settings, store: GraphAdmin) -> None:  # noqa: ANN001
+    """A worker used to answer "stats" on the loop that reads its pipe; stats waits for
+    the ingestor's lock, which a group holds until its "written" answer arrives on that
+    same pipe: the first scrape during a write hung the worker and every request after
+    it (found by bench/scaleout.py polling /metrics). Exports and scrapes at once: every
+    export is answered."""
+    import threading
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rootgraph.server.app import App
+
+    store.clear()
+    app = App(replace(neo4j_settings, api_address="127.0.0.1:0", otlp_grpc_address="127.0.0.1:0",
+                      otlp_http_address="127.0.0.1:0", ingest_workers=2), neo4j_driver).start()
+    stop = threading.Event()
+    scrapes = [0]
+
+    def scrape() -> None:
+        url = f"http://127.0.0.1:{app.ports['otlp_http']}/metrics"
+        while not stop.is_set():
+            with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 - loopback
+                assert b"rootgraph_ingest_ingest_workers 2" in r.read()
+            scrapes[0] += 1
+
+    try:
+        wait_until(lambda: app.health.serving, 30, "health SERVING")
+        addr = f"127.0.0.1:{app.ports['otlp_grpc']}"
+        requests = [body for _, body in two_service_requests(traces=1_000, per_request=5)]
+        scraper = threading.Thread(target=scrape, daemon=True)
+        scraper.start()
+        with ThreadPoolExecutor(8) as pool:  # _export's 30 s deadline: a hang fails it
+            list(pool.map(lambda body: _export(addr, body), requests))
+        stop.set()
+        scraper.join(60)
+        assert not scraper.is_alive() and scrapes[0] > 0
+        assert app.stats()["spans_accepted"] > 0
+    finally:
+        stop.set()
+        app.stop(grace_s=1.0)
