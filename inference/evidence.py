@@ -316,17 +316,22 @@ def _shift_test(hi: np.ndarray, hb: "_Hists", cfg: EvidenceConfig) -> tuple[bool
     (4x = full, as the percentile tests).
     """
     pooled = hb.pooled[0]
-    p, shift = rank_test(hi, pooled, cfg.alpha)
+    p, _ = rank_test(hi, pooled, p_below=0.0)  # p only: the shifts follow in one batch
+    if p >= cfg.alpha:
+        return False, 0.0, 1.0, p
     min_bins = 2.0 * math.log2(cfg.min_latency_ratio)
-    if p >= cfg.alpha or abs(shift) < min_bins:
-        return False, 0.0, 2.0 ** (shift / 2.0), p
     rows = hb.rows
     rest = pooled - rows
-    # Leave-one-out shifts of every baseline bucket with requests on both sides, at once.
-    # ``rank_test`` would report 0 for a pair with zero variance (every request in one
-    # bin), which is exactly the shift such a pair has, so no variance check is needed.
+    # The window's shift and the leave-one-out shift of every baseline bucket with
+    # requests on both sides, in one call (row 0 is the window). ``rank_test`` would
+    # report 0 for a pair with zero variance (every request in one bin), which is
+    # exactly the shift such a pair has, so no variance check is needed.
     keep = (rows.sum(axis=1) > 0) & (rest.sum(axis=1) > 0)
-    per_bucket = hl_shifts(rows[keep], rest[keep]).tolist()
+    shifts = hl_shifts(np.vstack([hi[None, :], rows[keep]]), np.vstack([pooled[None, :], rest[keep]]))
+    shift = float(shifts[0])
+    if abs(shift) < min_bins:
+        return False, 0.0, 2.0 ** (shift / 2.0), p
+    per_bucket = shifts[1:].tolist()
     if not beyond_spread(shift, per_bucket, shift > 0, cfg):
         return False, 0.0, 2.0 ** (shift / 2.0), p
     sig = 1.0 if p <= 0 else min(1.0, -math.log10(p) / 6.0)
