@@ -234,6 +234,7 @@ def test_hl_shifts_of_many_pairs_are_bit_identical_to_one_pair_at_a_time():
     got = hl_shifts(xs, ys)
     want = [_hl_shift_by_correlate(x, y) for x, y in zip(xs, ys)]
     assert got.tolist() == want  # exact, not approximate
+    assert [float(hl_shifts(x[None, :], y[None, :])[0]) for x, y in zip(xs, ys)] == want  # one pair
     assert got[0] == 0.0 and rank_test(xs[0], ys[0]) == (1.0, 0.0)
     assert len(set(want)) > 30  # the pairs are not all alike
 
