@@ -237,6 +237,7 @@ def test_hl_shifts_of_many_pairs_are_bit_identical_to_one_pair_at_a_time():
     assert [float(hl_shifts(x[None, :], y[None, :])[0]) for x, y in zip(xs, ys)] == want  # one pair
     assert got[0] == 0.0 and rank_test(xs[0], ys[0]) == (1.0, 0.0)
     assert len(set(want)) > 30  # the pairs are not all alike
+    assert hl_shifts(np.zeros((0, 40)), np.zeros((0, 40))).shape == (0,)  # no bucket left to test
 
 
 def _active_fleet(n_services: int, seed: int) -> "WindowData":
