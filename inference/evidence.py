@@ -249,11 +249,12 @@ def hl_shifts(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
 
     The shift half of :func:`rank_test`, for many pairs at once: ``_shift_test`` needs
     the leave-one-out shift of every baseline bucket, ~30 per series, and one
-    ``rank_test`` call each was ~70 % of scoring a fleet whose every series is
-    anomalous (issue 16: 50,000 calls at 500 services). Rows need requests on both
-    sides. The pairwise-difference counts are sums of products of integer counts, so
-    they are exact in any summation order and every shift is bit-identical to the
-    one-pair computation (``np.correlate``; pinned in tests/test_inference_stats.py).
+    ``rank_test`` call each was ~70 % of scoring a fleet whose every series is active
+    and noisy (issue 16: 50,000 calls at 500 services). Rows need requests on both
+    sides. The pairwise-difference counts are sums of products of integer counts, exact
+    in float64 in any summation order (below 2**53 pairs), so every shift is
+    bit-identical to the one-pair computation (``np.correlate``; pinned in
+    tests/test_inference_stats.py).
     """
     b, lx = xs.shape
     ly = ys.shape[1]
