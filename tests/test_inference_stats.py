@@ -207,3 +207,100 @@ def test_one_slow_call_in_a_quiet_window_is_not_a_link_fault():
         out.append(e)
     wb.edges = out
     assert not score_window(wb.build()).edges[("frontend", "cart")].series.gap_anomalous
+
+
+def _hl_shift_by_correlate(x: np.ndarray, y: np.ndarray) -> float:
+    """The one-pair Hodges-Lehmann shift as ``rank_test`` computed it before ``hl_shifts``."""
+    diff = np.correlate(x, y, mode="full")
+    cum = np.cumsum(diff)
+    half = 0.5 * cum[-1]
+    k = int(np.searchsorted(cum, half))
+    prev = cum[k - 1] if k > 0 else 0.0
+    frac = (half - prev) / diff[k] if diff[k] > 0 else 0.5
+    return float(k - (len(y) - 1) - 0.5 + frac)
+
+
+def test_hl_shifts_of_many_pairs_are_bit_identical_to_one_pair_at_a_time():
+    from rootgraph.inference.evidence import hl_shifts
+
+    rng = np.random.default_rng(3)
+    xs = rng.integers(0, 6, size=(60, 40)) * (rng.random((60, 40)) < 0.3)
+    ys = rng.integers(0, 400, size=(60, 40)) * (rng.random((60, 40)) < 0.5)
+    xs[0], ys[0] = _hist(b7=5), _hist(b7=90)  # every request in one bin: shift 0, variance 0
+    xs[1], ys[1] = _hist(b39=1), _hist(b0=10**6)  # the extremes, large counts
+    xs[2:, 20] += 1  # requests on both sides in every row
+    ys[2:, 3] += 1
+    xs, ys = xs.astype(float), ys.astype(float)
+    got = hl_shifts(xs, ys)
+    want = [_hl_shift_by_correlate(x, y) for x, y in zip(xs, ys)]
+    assert got.tolist() == want  # exact, not approximate
+    assert [float(hl_shifts(x[None, :], y[None, :])[0]) for x, y in zip(xs, ys)] == want  # one pair
+    assert got[0] == 0.0 and rank_test(xs[0], ys[0]) == (1.0, 0.0)
+    assert len(set(want)) > 30  # the pairs are not all alike
+    assert hl_shifts(np.zeros((0, 40)), np.zeros((0, 40))).shape == (0,)  # no bucket left to test
+
+
+def _active_fleet(n_services: int, seed: int) -> "WindowData":
+    """A generated fleet where every service and edge is active every minute with random
+    errors and a random latency bin (``bench/graph_growth.py``'s worst case, built in
+    memory): every series is tested, and the random noise makes ~15 % of them anomalous."""
+    import random
+
+    from rootgraph.graph.records import HISTOGRAM_BUCKETS, Window, WindowData
+    from rootgraph.simulate.topologies import generate
+
+    rng = random.Random(seed)
+    topo = generate(n_services, seed=seed)
+    entities = {"user": Entity("user", "user", EntityKind.USER)}
+    edges: set[tuple[str, str]] = {("user", e.service) for e in topo.entries}
+    for sid, svc in topo.services.items():
+        entities[sid] = Entity(sid, svc.name, EntityKind.SERVICE, svc.namespace)
+        for op in svc.operations:
+            for call in op.calls:
+                if call.target in topo.backends:
+                    entities.setdefault(call.target, Entity(call.target, call.target, EntityKind.DATABASE))
+                edges.add((sid, call.target))
+    end = 1_800_000_000
+
+    def rows(top: int) -> tuple[BucketRow, ...]:
+        out = []
+        for m in range(45):
+            n = rng.randrange(1, top)
+            hist = [0] * HISTOGRAM_BUCKETS
+            hist[rng.randrange(HISTOGRAM_BUCKETS)] = n
+            out.append(BucketRow(end - 2700 + 60 * m, n, rng.randrange(3), n * rng.uniform(2, 50), 0.0, 0,
+                                 tuple(hist)))
+        return tuple(out)
+
+    served = {b for _, b in edges}
+    return WindowData(Window(end - 900, end), Window(end - 2700, end - 900), 60, entities,
+                      {e: rows(200) for e in sorted(served) if entities[e].kind is EntityKind.SERVICE},
+                      tuple(EdgeInfo(a, b, False, rows(100)) for a, b in sorted(edges)), {}, ())
+
+
+def test_fleet_ranking_with_vectorised_shifts_equals_the_one_pair_at_a_time_reference(monkeypatch):
+    """Issue 16: ``_shift_test`` computes its leave-one-out shifts in one ``hl_shifts``
+    call; with the per-pair reference put back, the evidence and the ranking of an
+    all-anomalous fleet window are exactly the same."""
+    import rootgraph.inference.evidence as evidence
+
+    data = _active_fleet(120, seed=5)
+    fast_ev = score_window(data)
+    fast = RootCauseRanker().rank(data, (), 5)
+    calls = {"pairs": 0}
+    fast_hl = evidence.hl_shifts
+
+    def reference(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        if len(xs) == 1:  # rank_test's own pair, not the leave-one-out rows
+            return fast_hl(xs, ys)
+        calls["pairs"] += len(xs)
+        return np.array([_hl_shift_by_correlate(x, y) for x, y in zip(xs, ys)])
+
+    monkeypatch.setattr(evidence, "hl_shifts", reference)
+    assert score_window(data) == fast_ev
+    slow = RootCauseRanker().rank(data, (), 5)
+    assert calls["pairs"] > 1000  # the leave-one-out branch ran, over many series
+    assert sum(e.anomalous for e in fast_ev.entities.values()) >= 10  # ~15 % of the fleet
+    assert [c.entity for c in slow.causes] == [c.entity for c in fast.causes]
+    assert slow.all_posteriors == fast.all_posteriors
+    assert slow == fast
