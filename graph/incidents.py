@@ -6,21 +6,43 @@ ranked causes, ``(:Incident)-[:AFFECTS {probability}]->(:Entity)`` for the sympt
 ``(:Incident)-[:BLAMES {probability}]->(:Entity)`` to the top suspect unless the answer
 is "no clear cause" (the Browser style draws it bold, since Browser styles cannot
 scale an edge by a property),
-the full answer as JSON and the inputs (gzip-compressed JSON) so an answer can be
-explained and replayed later. Feedback is ``(:Feedback)-[:ABOUT]->(:Incident)`` and
+the full answer as JSON and the inputs (compressed JSON, :func:`pack_inputs`) so an
+answer can be explained and replayed later. Feedback is ``(:Feedback)-[:ABOUT]->(:Incident)`` and
 ``(:Feedback)-[:CONFIRMS]->(:Entity)``, idempotent on the caller's feedback id.
 """
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass, field
 
+import zstandard
 from neo4j import ManagedTransaction
 
 from rootgraph.graph.errors import NotFound
 from rootgraph.graph.repository import Repository
 
-__all__ = ["IncidentRecord", "FeedbackRecord", "IncidentStore"]
+__all__ = ["IncidentRecord", "FeedbackRecord", "IncidentStore", "pack_inputs", "unpack_inputs"]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+#: zstd level 3 (its default). Why not gzip, as records were before: a 500-service
+#: window is ~13 MB of JSON, written with every RankCauses answer; gzip -1 took 76 ms
+#: and 1.7 MB, zstd -3 26 ms and 0.9 MB (measured on bench/scaleout.py's steady fleet),
+#: a third of that answer's time in a server busy with ingest.
+_ZSTD_LEVEL = 3
+
+
+def pack_inputs(doc_json: bytes) -> bytes:
+    """An incident's inputs (``window_json``) as stored in ``inputs_gz``."""
+    return zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(doc_json)
+
+
+def unpack_inputs(blob: bytes) -> bytes:
+    """The JSON of a stored ``inputs_gz``: zstd, or gzip for records written before
+    2026-12 (the property keeps its old name so old and new records sit side by side)."""
+    if blob[:2] == _GZIP_MAGIC:
+        return gzip.decompress(blob)
+    return zstandard.ZstdDecompressor().decompress(blob)
 
 
 @dataclass(frozen=True)
@@ -39,6 +61,7 @@ class IncidentRecord:
     #: (entity, probability) of the affected (symptomatic) entities
     affects: tuple[tuple[str, float], ...]
     response_json: str
+    #: the inputs, compressed (:func:`pack_inputs`; the name is from when it was gzip)
     inputs_gz: bytes = b""
     feedback: tuple["FeedbackRecord", ...] = field(default=())
 

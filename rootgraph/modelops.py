@@ -9,13 +9,12 @@ dataset can drift from what the server actually saw.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import json
 import time
 from dataclasses import dataclass
 
-from rootgraph.graph.incidents import IncidentStore
+from rootgraph.graph.incidents import IncidentStore, unpack_inputs
 from rootgraph.graph.records import decode_window
 from rootgraph.graph.model_versions import ModelStore, ModelVersionRecord
 from rootgraph.inference.learning import Accuracy, LabelledIncident, LearningConfig, evaluate, learn
@@ -31,7 +30,7 @@ def examples_from(incidents: IncidentStore) -> list[LabelledIncident]:
     for inc_id, _version, gz, fb in incidents.labelled_incidents():
         if not gz:
             continue
-        doc = json.loads(gzip.decompress(gz))
+        doc = json.loads(unpack_inputs(gz))
         out.append(LabelledIncident(
             id=inc_id, window=decode_window(doc["window"]), symptoms=tuple(doc.get("symptoms", ())),
             confirmed_cause="" if fb.none_of_these else fb.confirmed_cause,

@@ -34,7 +34,6 @@ SLO file (``slo_file``, JSON)::
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import os
@@ -48,7 +47,7 @@ from google.protobuf import json_format
 
 from rootgraph.config import ConfigError, Settings
 from rootgraph.graph.incident_events import DetectorLease, IncidentEventLog, LeaseLost
-from rootgraph.graph.incidents import IncidentRecord
+from rootgraph.graph.incidents import IncidentRecord, pack_inputs
 from rootgraph.graph.records import Window, WindowData, window_json
 from rootgraph.inference.detector import (
     BurnWindow, DetectorConfig, IncidentChange, IncidentTracker, OpenIncident, Slo, Symptom, Topology,
@@ -314,8 +313,7 @@ class Detector:
             suspects=tuple((c.entity, c.rank, c.probability) for c in ranking.causes),
             affects=tuple((s, 1.0) for s in inc.symptoms if s in data.entities),
             response_json=json_format.MessageToJson(response),
-            inputs_gz=gzip.compress(window_json({"window": data, "symptoms": list(named), "top_k": TOP_K}),
-                                    compresslevel=1),
+            inputs_gz=pack_inputs(window_json({"window": data, "symptoms": list(named), "top_k": TOP_K})),
         )
         event = None
         if kind is not None:

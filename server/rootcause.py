@@ -8,7 +8,6 @@ hand it the real reader, writer and incident store, or fakes (``graph/window_sou
 
 from __future__ import annotations
 
-import gzip
 import logging
 import threading
 import time
@@ -21,7 +20,7 @@ from opentelemetry import trace
 
 from rootgraph.graph.errors import NotFound
 from rootgraph.graph.incident_events import IncidentEvent
-from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord
+from rootgraph.graph.incidents import FeedbackRecord, IncidentRecord, pack_inputs, unpack_inputs
 from rootgraph.graph.records import Deployment, Window, WindowData, window_json
 from rootgraph.graph.remediation import StepRecord
 from rootgraph.graph.window_source import WindowSource
@@ -152,8 +151,8 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
                 suspects=tuple((c.entity, c.rank, c.probability) for c in ranking.causes),
                 affects=tuple((s, 1.0) for s in ranking.symptoms if s in data.entities),
                 response_json=json_format.MessageToJson(response),
-                inputs_gz=gzip.compress(window_json(
-                    {"window": data, "symptoms": list(win.symptoms), "top_k": win.top_k}), compresslevel=1),
+                inputs_gz=pack_inputs(window_json(
+                    {"window": data, "symptoms": list(win.symptoms), "top_k": win.top_k})),
             ))
         return response
 
@@ -221,7 +220,7 @@ class RootCauseServicer(pb_grpc.RootCauseServicer):
         rec = self._incidents.get_incident(request.incident_id)
         ranking = json_format.Parse(rec.response_json, pb.RankCausesResponse())
         # Stored as compact JSON already: handed out as is, not parsed and re-encoded.
-        evidence = gzip.decompress(rec.inputs_gz).decode() if rec.inputs_gz else "{}"
+        evidence = unpack_inputs(rec.inputs_gz).decode() if rec.inputs_gz else "{}"
         action_ids = {v: k for k, v in ACTIONS.items()}
         outcome_ids = {v: k for k, v in OUTCOMES.items()}
         return pb.GetIncidentResponse(

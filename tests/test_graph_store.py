@@ -152,3 +152,15 @@ def test_explicit_and_implicit_records_of_one_rollout_are_one_deployment(
     writer.record_deployment(Deployment(id="ci-8", service="shop/frontend", version="1.2.0", at_ms=790_000,
                                         previous_version="1.1.0", source="ci"))  # … then CI reports it
     assert [d.id for d in reader.deployments()] == ["ci-7", "ci-8"]
+
+
+def test_incident_inputs_are_zstd_and_gzip_records_of_before_still_read() -> None:
+    import gzip
+
+    from rootgraph.graph.incidents import pack_inputs, unpack_inputs
+
+    doc = b'{"window": {"entities": []}, "symptoms": ["shop/frontend"], "top_k": 5}' * 50
+    packed = pack_inputs(doc)
+    assert packed[:4] == b"\x28\xb5\x2f\xfd" and len(packed) < len(doc)  # the zstd frame magic
+    assert unpack_inputs(packed) == doc
+    assert unpack_inputs(gzip.compress(doc, compresslevel=1)) == doc  # a record written before 2026-12
