@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--group-services", type=int, default=1000, help="services per write transaction")
     p.add_argument("--reads", type=int, default=3)
     p.add_argument("--no-rank", action="store_true", help="skip the in-process RankCauses inference timing")
+    p.add_argument("--fleet", choices=["noisy", "steady"], default="noisy",
+                   help="noisy: every service anomalous every minute (the write/read worst case); "
+                        "steady: one failing service in a healthy fleet (SteadyFleet)")
     args = p.parse_args(argv)
     local, driver, admin, started = bench_neo4j(INSTANCE, BOLT_PORT, HTTP_PORT)
     rows_out = []
@@ -164,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.sizes:
             admin.clear()
             entities, edges = fleet(n)
-            spent, rows = write_minutes(writer, entities, edges, start, args.minutes, args.group_services)
+            steady = SteadyFleet(entities, edges, end - 15 * BUCKET) if args.fleet == "steady" else None
+            spent, rows = write_minutes(writer, entities, edges, start, args.minutes, args.group_services, steady)
             reader = WindowReader(driver, "neo4j", cache_buckets=150)
             cold, warm = [], []
             for _ in range(args.reads):
@@ -183,9 +187,12 @@ def main(argv: list[str] | None = None) -> int:
                 ranks = []
                 for _ in range(args.reads):
                     t0 = time.perf_counter()
-                    RootCauseRanker().rank(data, (), 5)
+                    ranking = RootCauseRanker().rank(data, (), 5)
                     ranks.append((time.perf_counter() - t0) * 1e3)
                 rank_ms = statistics.median(ranks)
+                if steady:  # the answer, not only its time: is the failing service on top?
+                    print(f"steady fleet: failing {steady.culprit}, ranked first "
+                          f"{ranking.causes[0].entity if ranking.causes else None}", flush=True)
             r = {"services": n, "entities": len(entities), "edges": len(edges), "bucket_rows": rows,
                  "write_ms_per_1k_rows": round(spent * 1e6 / rows, 1),
                  "write_rows_per_s": round(rows / spent),

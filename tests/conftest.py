@@ -39,7 +39,9 @@ def neo4j_settings() -> Settings:
         detector_interval_seconds=0,
         # One ingest process, whatever the default becomes: the sharded path has its own
         # tests (test_ingest_workers.py) that ask for workers explicitly.
-        ingest_workers=1,
+        # ROOTGRAPH_TEST_INGEST_WORKERS=2 runs the in-process servers sharded instead (a
+        # soak of that path; tests counting one IngestBatch per request then differ).
+        ingest_workers=int(os.environ.get("ROOTGRAPH_TEST_INGEST_WORKERS", "1")),
     )
 
 
