@@ -237,9 +237,10 @@ class _SharedWriter:
 
 class _OneAtATime:
     """A sink that writes one group at a time, for the front's two writers (its log and
-    metric groups, and ``_SharedWriter``'s span groups). Why: concurrent, their MERGEs of
-    the same ``Entity`` rows deadlocked in Neo4j (retried by the driver with a warning on
-    stderr; seen in the demo); the single process has one group writer for both."""
+    metric groups, and ``_SharedWriter``'s span groups). Why: concurrent, both MERGE the
+    same ``Entity`` rows (a service's spans and its logs), so they wait on each other's
+    locks in Neo4j and can deadlock into driver retries; the single process has one group
+    writer for both, and this keeps that."""
 
     def __init__(self, sink: DeltaSink) -> None:
         self._sink = sink
