@@ -107,8 +107,9 @@ class _Worker:
         proc.start()
         theirs.close()
         self.proc, self._conn = proc, ours
-        threading.Thread(target=self._read, args=(ours, proc), name=f"ingest-worker-{self.index}-replies",
-                         daemon=True).start()
+        self._reader = threading.Thread(target=self._read, args=(ours, proc),
+                                        name=f"ingest-worker-{self.index}-replies", daemon=True)
+        self._reader.start()
 
     def _send_on(self, conn: Any, message: tuple[Any, ...]) -> None:
         """Answer on the pipe of the process that asked: after a restart, an answer for
@@ -179,10 +180,14 @@ class _Worker:
         # socket, and a socket a thread is reading is not released by close(), so the
         # worker would never see EOF and every shutdown waited out ``timeout_s``.
         self._send_on(self._conn, ("exit", 0))
-        self.proc.join(timeout_s)
-        self._conn.close()
-        if self.proc.is_alive():
+        # The reply reader joins the process when the pipe ends: the one thread that waits
+        # for it. (Joining here as well raced it for the exit status: whichever lost saw
+        # no status yet, took the worker for alive and "killed" an exited process.)
+        self._reader.join(timeout_s)
+        if self._reader.is_alive():
             self.proc.kill()
+            self._reader.join(timeout_s)
+        self._conn.close()
         return flushed
 
 
