@@ -149,6 +149,17 @@ def _check_template(kind: str, argv: object) -> None:
                                   f"{', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}")
 
 
+def read_toml(path: str | Path, setting: str) -> dict[str, Any]:
+    """The TOML file at ``path``; :class:`ConfigError` naming ``setting`` when it cannot be
+    read or parsed (the daemon's config file and its policy file are read the same way)."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{setting}: cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{setting}: {path}: {exc}") from None
+
+
 #: Settings that may come from the environment (secrets and the server address only:
 #: behaviour is configured in the file, where it is reviewed).
 _ENV = {"server": "ROOTGRAPH_SERVER", "slack_signing_secret_file": "ROOTGRAPH_SLACK_SIGNING_SECRET_FILE"}
@@ -160,13 +171,7 @@ def load_remediate_settings(path: str | Path | None = None, env: Mapping[str, st
     env = os.environ if env is None else env
     values: dict[str, Any] = {name: env[var] for name, var in _ENV.items() if env.get(var)}
     if path is not None:
-        try:
-            doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config: {path}: {exc}") from None
-        values.update(doc)
+        values.update(read_toml(path, "config"))
     values.update({k: v for k, v in overrides.items() if v is not None})
     types = {f.name: f.type for f in fields(RemediateSettings)}
     for secret in ("slack_signing_secret", "api_token"):

@@ -24,12 +24,11 @@ revision of which policy let an action run, and a changed rule is a new version.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from rootgraph.config import ConfigError
-from rootgraph.remediate.config import EXECUTABLE_ACTIONS
+from rootgraph.remediate.config import EXECUTABLE_ACTIONS, read_toml
 from rootgraph.remediate.proposal import Proposal
 
 __all__ = ["Policy", "PolicyRule", "load_policy"]
@@ -73,12 +72,7 @@ _CONTEXTS = {f"{g}/{d}" for g in ("service", "backend", "infra") for d in ("depl
 
 def load_policy(path: str | Path) -> Policy:
     """Parse and validate a policy file; :class:`ConfigError` names the key at fault."""
-    try:
-        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"policy_file: cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"policy_file: {path}: {exc}") from None
+    doc = read_toml(path, "policy_file")
     for key in ("name", "version"):
         if not isinstance(doc.get(key), str) or not doc[key] or "@" in doc[key]:
             raise ConfigError(f"policy.{key}: required, a non-empty string without '@'")
