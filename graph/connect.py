@@ -49,6 +49,10 @@ class _RetryCounter(logging.Filter):
         record.msg, record.args = "Neo4j transaction retried in %.1fs after %s", (float(delay), code)
         return logging.getLogger(record.name).isEnabledFor(logging.INFO)
 
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.counts.values())
+
 
 _RETRIES = _RetryCounter()
 logging.getLogger("neo4j.session").addFilter(_RETRIES)
@@ -56,8 +60,7 @@ logging.getLogger("neo4j.session").addFilter(_RETRIES)
 
 def transaction_retries() -> int:
     """Transactions the driver retried after a transient error, in this process."""
-    with _RETRIES._lock:  # noqa: SLF001
-        return sum(_RETRIES.counts.values())
+    return _RETRIES.total()
 
 
 def open_driver(settings: Neo4jTarget, *, start_local: bool = True, log=print) -> Driver:  # noqa: ANN001
