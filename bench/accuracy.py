@@ -67,7 +67,7 @@ warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    CASES, OUT, ROOT, Service, case_files, log, peer_data, post_otlp, record_deployments, stop_neo4j,
+    CASES, OUT, ROOT, Service, case_files, log, peer_data, post_otlp, rank_case, record_deployments, stop_neo4j,
 )
 
 from rootgraph.client import RootGraphClient  # noqa: E402
@@ -121,11 +121,7 @@ def run_rootgraph(svc: Service, spec: ScenarioSpec, case_dir: Path, labels: Labe
     with RootGraphClient(svc.api, timeout_s=120) as rg:
         if deployments == "api":
             record_deployments(rg, spec, labels)
-        t = time.perf_counter()
-        ans = rg.rank_causes(labels.incident[0], labels.incident[1], top_k=5)
-        out["rank_ms"] = round((time.perf_counter() - t) * 1000, 1)
-        out["ranks"] = [c.entity for c in ans.causes]
-        out["probs"] = [round(c.probability, 4) for c in ans.causes]
+        ans = rank_case(rg, labels, out)
         out["no_clear_cause"] = ans.no_clear_cause
         out["notes"] = list(ans.notes)
         # What each ranked cause shows (Cause.fault_kind/fault_size), as a client reads it.

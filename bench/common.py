@@ -295,5 +295,16 @@ def record_deployments(rg, spec: ScenarioSpec, labels: Labels) -> None:  # noqa:
                              at=d.at_s, previous_version=d.previous, source="api", attributes={"pipeline": "bench"})
 
 
+def rank_case(rg, labels: Labels, out: dict):  # noqa: ANN001,ANN201 - a RootGraphClient; its answer
+    """RankCauses over the case's incident window, timed at the client; the answer's
+    ``rank_ms``, ranked ``ranks`` and their ``probs`` go into ``out``. Returns the answer."""
+    t = time.perf_counter()
+    ans = rg.rank_causes(labels.incident[0], labels.incident[1], top_k=5)
+    out["rank_ms"] = round((time.perf_counter() - t) * 1000, 1)
+    out["ranks"] = [c.entity for c in ans.causes]
+    out["probs"] = [round(c.probability, 4) for c in ans.causes]
+    return ans
+
+
 def fresh_spec(spec: ScenarioSpec, **changes: object) -> ScenarioSpec:
     return replace(spec, **changes)

@@ -40,7 +40,7 @@ warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accuracy import score_ranks  # noqa: E402
-from common import CASES, OUT, Service, case_files, log, record_deployments, stop_neo4j  # noqa: E402
+from common import CASES, OUT, Service, case_files, log, rank_case, record_deployments, stop_neo4j  # noqa: E402
 from connector_model import connector_requests, read_spans  # noqa: E402
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse  # noqa: E402
@@ -112,11 +112,7 @@ def _run_case(svc: Service, spec: ScenarioSpec, d: Path, labels: Labels, spanmet
                  "resets": stats.get("metric_series_resets", 0)}
     with RootGraphClient(svc.api, timeout_s=120) as rg:
         record_deployments(rg, spec, labels)
-        t = time.perf_counter()
-        ans = rg.rank_causes(labels.incident[0], labels.incident[1], top_k=5)
-        out["rank_ms"] = round((time.perf_counter() - t) * 1000, 1)
-        out["ranks"] = [c.entity for c in ans.causes]
-        out["probs"] = [round(c.probability, 4) for c in ans.causes]
+        rank_case(rg, labels, out)
         out["entities"] = len(rg.service_graph().entities)
     out.update(score_ranks(out["ranks"], labels))
     return out
